@@ -1,0 +1,191 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { Code, Exit, LinkdError } from "../errors.ts";
+import { parseArgs, USAGE_TEXT } from "./args.ts";
+
+/** Expects a one-line Code.USAGE error that points to `linkd --help`; returns the message. */
+function usageError(argv: string[], mentions?: string): string {
+  try {
+    parseArgs(argv);
+  } catch (e) {
+    assert.instance(e, LinkdError);
+    const err = e as LinkdError;
+    assert.is(err.code, Code.USAGE, err.message);
+    assert.is(err.exitCode, Exit.USAGE);
+    assert.not.match(err.message, "\n");
+    assert.ok(err.message.endsWith("; see linkd --help"), err.message);
+    if (mentions !== undefined) {
+      assert.ok(err.message.includes(mentions), `expected ${mentions} in: ${err.message}`);
+    }
+    return err.message;
+  }
+  assert.unreachable(`expected a usage error for ${JSON.stringify(argv)}`);
+  return "";
+}
+
+const PROVISION = ["provision", "--serial", "SN1", "--product-id", "PID", "--client-id", "CID"];
+
+test("parseArgs() gives help for no arguments, --help and -h", () => {
+  assert.equal(parseArgs([]), { cmd: "help" });
+  assert.equal(parseArgs(["--help"]), { cmd: "help" });
+  assert.equal(parseArgs(["-h"]), { cmd: "help" });
+  assert.equal(parseArgs(["run", "--help"]), { cmd: "help" });
+  assert.equal(parseArgs(["provision", "-h"]), { cmd: "help" });
+});
+
+test("parseArgs() gives version for --version alone", () => {
+  assert.equal(parseArgs(["--version"]), { cmd: "version" });
+  usageError(["--version", "run"], "--version");
+  usageError(["--version", "--json"], "--version");
+  usageError(["run", "--version"], "--version");
+});
+
+test("parseArgs() parses run, logout and factory-reset with and without --config", () => {
+  for (const cmd of ["run", "logout", "factory-reset"] as const) {
+    assert.equal(parseArgs([cmd]), { cmd });
+    assert.equal(parseArgs([cmd, "--config", "/etc/x.json"]), { cmd, config: "/etc/x.json" });
+    assert.equal(parseArgs([cmd, "--config=/etc/y.json"]), { cmd, config: "/etc/y.json" });
+    assert.not.ok("config" in parseArgs([cmd]));
+  }
+});
+
+test("parseArgs() parses status with --json in any order", () => {
+  assert.equal(parseArgs(["status"]), { cmd: "status", json: false });
+  assert.equal(parseArgs(["status", "--json"]), { cmd: "status", json: true });
+  assert.equal(parseArgs(["status", "--json", "--config", "c.json"]), {
+    cmd: "status",
+    config: "c.json",
+    json: true,
+  });
+  assert.equal(parseArgs(["status", "--config=c.json", "--json"]), {
+    cmd: "status",
+    config: "c.json",
+    json: true,
+  });
+});
+
+test("parseArgs() parses provision with the required flags", () => {
+  assert.equal(parseArgs(PROVISION), {
+    cmd: "provision",
+    serial: "SN1",
+    productId: "PID",
+    clientId: "CID",
+  });
+  const full = parseArgs([
+    "provision",
+    "--config=/c.json",
+    "--client-id=amzn1.application-oa2-client.abc",
+    "--serial",
+    "-SN.2_x",
+    "--product-id",
+    "Speaker One",
+    "--line-key",
+    "line.key",
+    "--record-out=rec.cbor",
+  ]);
+  assert.equal(full, {
+    cmd: "provision",
+    config: "/c.json",
+    serial: "-SN.2_x",
+    productId: "Speaker One",
+    clientId: "amzn1.application-oa2-client.abc",
+    lineKey: "line.key",
+    recordOut: "rec.cbor",
+  });
+});
+
+test("parseArgs() keeps values as given, including = and odd characters", () => {
+  const c = parseArgs(["provision", "--serial=a=b", "--product-id", "p!d", "--client-id", "c/d"]);
+  assert.equal(c, { cmd: "provision", serial: "a=b", productId: "p!d", clientId: "c/d" });
+  assert.equal(parseArgs(["run", "--config=--odd"]), { cmd: "run", config: "--odd" });
+  assert.equal(parseArgs(["run", "--config", "-"]), { cmd: "run", config: "-" });
+});
+
+test("parseArgs() rejects an unknown subcommand", () => {
+  usageError(["start"], '"start"');
+  usageError(["Run"], '"Run"');
+  usageError(["help"], '"help"');
+  usageError(["version"], '"version"');
+  usageError(["factory_reset"], '"factory_reset"');
+});
+
+test("parseArgs() rejects a flag before the subcommand", () => {
+  usageError(["--config", "/c.json", "run"], "--config");
+  usageError(["--config=/c.json", "run"], "--config");
+  usageError(["-v"], "-v");
+});
+
+test("parseArgs() rejects unknown flags, naming them", () => {
+  usageError(["run", "--json"], "--json");
+  usageError(["run", "--conf", "x"], "--conf");
+  usageError(["status", "--serial", "x"], "--serial");
+  usageError(["logout", "--force"], "--force");
+  usageError(["factory-reset", "-f"], "-f");
+  usageError([...PROVISION, "--lineKey", "k"], "--lineKey");
+  const msg = usageError(["run", "--token=secret-value"], "--token");
+  assert.not.ok(msg.includes("secret-value"), msg);
+});
+
+test("parseArgs() rejects stray positional arguments", () => {
+  usageError(["run", "/etc/linkd/linkd.json"], "/etc/linkd/linkd.json");
+  usageError(["status", "--json", "extra"], "extra");
+  usageError(["run", "--"], "--");
+  usageError(["run", "-"], "-");
+});
+
+test("parseArgs() rejects a flag given twice", () => {
+  usageError(["run", "--config", "a", "--config", "b"], "--config");
+  usageError(["run", "--config=a", "--config=a"], "--config");
+  usageError(["status", "--json", "--json"], "--json");
+  usageError([...PROVISION, "--serial", "SN2"], "--serial");
+});
+
+test("parseArgs() rejects a missing value", () => {
+  usageError(["run", "--config"], "--config");
+  usageError(["run", "--config="], "--config");
+  usageError(["run", "--config", ""], "--config");
+  usageError(["provision", "--serial", "--product-id", "P", "--client-id", "C"], "--serial");
+  usageError(["provision", "--serial", "S", "--product-id", "P", "--client-id"], "--client-id");
+  usageError([...PROVISION, "--line-key"], "--line-key");
+  usageError([...PROVISION, "--record-out="], "--record-out");
+});
+
+test("parseArgs() rejects a value on --json", () => {
+  usageError(["status", "--json=true"], "--json");
+});
+
+test("parseArgs() rejects provision without each required flag", () => {
+  usageError(["provision"], "--serial");
+  usageError(["provision", "--product-id", "P", "--client-id", "C"], "--serial");
+  usageError(["provision", "--serial", "S", "--client-id", "C"], "--product-id");
+  usageError(["provision", "--serial", "S", "--product-id", "P"], "--client-id");
+});
+
+test("parseArgs() never echoes more than 60 characters of an argument", () => {
+  const long = "z".repeat(500);
+  for (const argv of [[long], ["run", long], ["run", `--${long}`], [`-${long}`]]) {
+    const msg = usageError(argv);
+    assert.ok(msg.length < 140, `message too long (${msg.length}): ${msg}`);
+  }
+  const msg = usageError(["run", "a\nb"]);
+  assert.ok(msg.includes("a\\nb"), msg);
+});
+
+test("USAGE_TEXT lists the contract's command lines", () => {
+  for (
+    const line of [
+      "linkd run --config FILE",
+      "linkd status --config FILE [--json]",
+      "linkd provision --config FILE --serial SN --product-id PID --client-id CID [--line-key FILE] [--record-out FILE]",
+      "linkd logout --config FILE",
+      "linkd factory-reset --config FILE",
+      "linkd --version",
+      "LINKD_CONFIG",
+      "/etc/linkd/linkd.json",
+    ]
+  ) {
+    assert.ok(USAGE_TEXT.includes(line), line);
+  }
+});
+
+test.run();

@@ -1,0 +1,468 @@
+/**
+ * The configuration file (CONTRACT.md section 2): JSON, every key optional, an unknown key or a
+ * wrong type is `Code.CONFIG` (exit 78) with the key's dotted path in the message.
+ *
+ * Extensions beyond the contract's example (all optional, all defaulted):
+ * - `flash.writeSize`: program alignment in bytes (default 4);
+ * - `auth.region`: `na` | `eu` | `fe`, picks the LWA host (api.amazon.com, api.amazon.co.uk,
+ *   api.amazon.co.jp) for `codepairUrl` and `tokenUrl` when those are not given (dialect `lwa` only);
+ * - `display.lang`: the BCP 47 language of spoken prompts (default `en-US`).
+ *
+ * The file is hostile input: messages quote at most 60 characters of any value or key.
+ */
+import { dirname, resolve } from "node:path";
+import { Code, LinkdError } from "./errors.ts";
+import { DEFAULT_GEOMETRY, type FlashGeometry, geometryProblem } from "./flash/driver.ts";
+
+export type Dialect = "lwa" | "rfc8628";
+export type Region = "na" | "eu" | "fe";
+export type Output = "voice" | "segment" | "screen" | "terminal";
+
+export const DIALECTS: readonly Dialect[] = ["lwa", "rfc8628"];
+export const REGIONS: readonly Region[] = ["na", "eu", "fe"];
+export const OUTPUTS: readonly Output[] = ["voice", "segment", "screen", "terminal"];
+
+/** The LWA host of each region preset. */
+export const REGION_HOSTS: Readonly<Record<Region, string>> = {
+  na: "api.amazon.com",
+  eu: "api.amazon.co.uk",
+  fe: "api.amazon.co.jp",
+};
+
+/** Where the config is read when neither `--config` nor `LINKD_CONFIG` is given. */
+export const DEFAULT_CONFIG_PATH = "/etc/linkd/linkd.json";
+
+/** Largest config file `loadConfig` reads. */
+export const MAX_CONFIG_BYTES = 1 << 20;
+
+/** Most scopes one list may name. */
+export const MAX_SCOPES = 32;
+
+export interface FlashConfig extends FlashGeometry {
+  /** Absolute path of the flash partition (an MTD device or a regular file emulating one). */
+  readonly path: string;
+}
+
+export interface KeysConfig {
+  /** Absolute path of the one-time-programmable key store. */
+  readonly otpPath: string;
+}
+
+export interface AuthConfig {
+  readonly dialect: Dialect;
+  readonly codepairUrl: string;
+  readonly tokenUrl: string;
+  readonly scopes: string[];
+  readonly fallbackScopes: string[];
+  /** Present only when the file names it. */
+  readonly region?: Region;
+}
+
+export interface BusConfig {
+  readonly url: string;
+  readonly username: string;
+  /** Absolute path of the file holding the broker password. */
+  readonly passwordFile: string;
+  /** Topic prefix `P` of CONTRACT.md section 4: one or more topic levels, no wildcards. */
+  readonly prefix: string;
+}
+
+export interface DisplayConfig {
+  readonly outputs: Output[];
+  /** BCP 47 language tag for spoken prompts. */
+  readonly lang: string;
+}
+
+export interface Config {
+  readonly flash: FlashConfig;
+  readonly keys: KeysConfig;
+  readonly auth: AuthConfig;
+  readonly bus: BusConfig;
+  readonly display: DisplayConfig;
+}
+
+function lwaUrls(host: string): { codepairUrl: string; tokenUrl: string } {
+  return {
+    codepairUrl: `https://${host}/auth/O2/create/codepair`,
+    tokenUrl: `https://${host}/auth/O2/token`,
+  };
+}
+
+/** A fresh copy of the defaults (the contract's example values plus the extensions'). */
+export function defaultConfig(): Config {
+  return {
+    flash: { path: "/dev/mtd3", ...DEFAULT_GEOMETRY },
+    keys: { otpPath: "/sys/firmware/linkd/otp" },
+    auth: {
+      dialect: "lwa",
+      ...lwaUrls(REGION_HOSTS.na),
+      scopes: ["alexa:all"],
+      fallbackScopes: ["alexa:all"],
+    },
+    bus: {
+      url: "mqtt://127.0.0.1:1883",
+      username: "linkd",
+      passwordFile: "/etc/linkd/bus.pass",
+      prefix: "linkd",
+    },
+    display: { outputs: [...OUTPUTS], lang: "en-US" },
+  };
+}
+
+/** `--config`, then `LINKD_CONFIG`, then `/etc/linkd/linkd.json` (empty values count as unset). */
+export function configPath(
+  flag: string | undefined,
+  env: (name: string) => string | undefined,
+): string {
+  if (flag !== undefined && flag !== "") return flag;
+  const fromEnv = env("LINKD_CONFIG");
+  if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
+  return DEFAULT_CONFIG_PATH;
+}
+
+/** Reads and parses the config file at `path`. */
+export function loadConfig(path: string): Config {
+  let bytes: Uint8Array;
+  try {
+    const info = Deno.statSync(path);
+    if (info.isDirectory) throw problem(path, "it is a folder, not a file");
+    if (info.size > MAX_CONFIG_BYTES) {
+      throw problem(path, `the file is ${info.size} bytes, more than ${MAX_CONFIG_BYTES}`);
+    }
+    bytes = Deno.readFileSync(path);
+  } catch (e) {
+    if (e instanceof LinkdError) throw e;
+    if (e instanceof Deno.errors.NotFound) {
+      throw new LinkdError(
+        Code.CONFIG_MISSING,
+        `Cannot load config ${path}: file not found; pass --config FILE or set LINKD_CONFIG`,
+        { cause: e },
+      );
+    }
+    const why = e instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : oneLine(e instanceof Error ? e.message : String(e));
+    throw new LinkdError(Code.CONFIG, `Cannot load config ${path}: ${why}`, { cause: e });
+  }
+  if (bytes.length > MAX_CONFIG_BYTES) {
+    throw problem(path, `the file is more than ${MAX_CONFIG_BYTES} bytes`);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch (e) {
+    throw new LinkdError(Code.CONFIG, `Cannot read config ${path}: not valid UTF-8`, { cause: e });
+  }
+  return parseConfig(text, path);
+}
+
+/**
+ * Parses and checks config text. `source` is the file's path: it names the file in messages and
+ * relative paths in the config are resolved against its folder.
+ */
+export function parseConfig(text: string, source: string): Config {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text.startsWith("\uFEFF") ? text.slice(1) : text);
+  } catch (e) {
+    const detail = clip(oneLine(e instanceof Error ? e.message : String(e)), 80);
+    throw new LinkdError(Code.CONFIG, `Cannot read config ${source}: not valid JSON (${detail})`, {
+      cause: e,
+    });
+  }
+  if (!isObject(raw)) {
+    throw problem(source, `the top level must be an object, got ${describe(raw)}`);
+  }
+  const r = new Reader(source, dirname(source));
+  const d = defaultConfig();
+  r.keys(raw, "", ["flash", "keys", "auth", "bus", "display"]);
+
+  const f = r.section(raw, "flash", ["path", "size", "eraseSize", "pageSize", "writeSize"]);
+  const flash: FlashConfig = {
+    path: r.path(f, "flash.path") ?? d.flash.path,
+    size: r.positiveInt(f, "flash.size") ?? d.flash.size,
+    eraseSize: r.positiveInt(f, "flash.eraseSize") ?? d.flash.eraseSize,
+    pageSize: r.positiveInt(f, "flash.pageSize") ?? d.flash.pageSize,
+    writeSize: r.positiveInt(f, "flash.writeSize") ?? d.flash.writeSize,
+  };
+  const geo = geometryProblem(flash);
+  if (geo !== null) {
+    const key = (["writeSize", "pageSize", "eraseSize"] as const).find((k) => geo.startsWith(k)) ??
+      "size";
+    r.fail(`flash.${key}`, `does not describe a NOR part: ${geo}, got ${flash[key]}`);
+  }
+
+  const k = r.section(raw, "keys", ["otpPath"]);
+  const keys: KeysConfig = { otpPath: r.path(k, "keys.otpPath") ?? d.keys.otpPath };
+
+  const a = r.section(raw, "auth", [
+    "dialect",
+    "codepairUrl",
+    "tokenUrl",
+    "scopes",
+    "fallbackScopes",
+    "region",
+  ]);
+  const dialect = r.oneOf(a, "auth.dialect", DIALECTS) ?? d.auth.dialect;
+  const region = r.oneOf(a, "auth.region", REGIONS);
+  if (region !== undefined && dialect !== "lwa") {
+    r.fail("auth.region", `applies only to dialect "lwa", not "${dialect}"`);
+  }
+  const preset = region === undefined ? d.auth : lwaUrls(REGION_HOSTS[region]);
+  const httpSchemes = ["http:", "https:"];
+  const auth: AuthConfig = {
+    dialect,
+    codepairUrl: r.url(a, "auth.codepairUrl", httpSchemes) ?? preset.codepairUrl,
+    tokenUrl: r.url(a, "auth.tokenUrl", httpSchemes) ?? preset.tokenUrl,
+    scopes: r.scopes(a, "auth.scopes") ?? d.auth.scopes,
+    fallbackScopes: r.scopes(a, "auth.fallbackScopes") ?? d.auth.fallbackScopes,
+    ...(region === undefined ? {} : { region }),
+  };
+
+  const b = r.section(raw, "bus", ["url", "username", "passwordFile", "prefix"]);
+  const bus: BusConfig = {
+    url: r.url(b, "bus.url", ["mqtt:", "mqtts:", "ws:", "wss:"]) ?? d.bus.url,
+    username: r.text(b, "bus.username") ?? d.bus.username,
+    passwordFile: r.path(b, "bus.passwordFile") ?? d.bus.passwordFile,
+    prefix: r.prefix(b, "bus.prefix") ?? d.bus.prefix,
+  };
+
+  const s = r.section(raw, "display", ["outputs", "lang"]);
+  const display: DisplayConfig = {
+    outputs: r.outputs(s, "display.outputs") ?? d.display.outputs,
+    lang: r.lang(s, "display.lang") ?? d.display.lang,
+  };
+
+  return { flash, keys, auth, bus, display };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const MAX_VALUE_CHARS = 60;
+const MAX_PATH_CHARS = 4096;
+const MAX_TEXT_CHARS = 256;
+const MAX_PREFIX_CHARS = 200;
+const MAX_SCOPE_CHARS = 256;
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** RFC 6749 scope-token: printable ASCII without space, `"` and `\`. */
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+const LANG_TAG = /^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$/;
+
+function problem(source: string, what: string): LinkdError {
+  return new LinkdError(Code.CONFIG, `Cannot load config ${source}: ${what}`);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\s+/g, " ").trim();
+}
+
+function clip(s: string, max = MAX_VALUE_CHARS): string {
+  return s.length <= max ? s : `${s.slice(0, max - 3)}...`;
+}
+
+/** A JSON-quoted string of at most 60 characters, ending in `..."` when cut. */
+function quote(s: string): string {
+  const whole = JSON.stringify(s);
+  if (whole.length <= MAX_VALUE_CHARS) return whole;
+  let t = s.slice(0, MAX_VALUE_CHARS);
+  while (t.length > 0 && JSON.stringify(t).length + 3 > MAX_VALUE_CHARS) t = t.slice(0, -1);
+  return `${JSON.stringify(t).slice(0, -1)}..."`;
+}
+
+/** How a value is shown in a message: never more than 60 characters. */
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "object") return "an object";
+  if (typeof v === "string") return quote(v);
+  return clip(String(v));
+}
+
+/** Reads typed values out of parsed JSON; each check throws with the key's dotted path. */
+class Reader {
+  constructor(readonly source: string, readonly folder: string) {}
+
+  fail(path: string, what: string): never {
+    throw problem(this.source, `${quote(path)} ${what}`);
+  }
+
+  /** Rejects the first key of `obj` that is not in `known`. */
+  keys(obj: Record<string, unknown>, at: string, known: readonly string[]): void {
+    for (const key of Object.keys(obj)) {
+      if (!known.includes(key)) {
+        const where = at === "" ? "the top level" : quote(at);
+        throw problem(
+          this.source,
+          `unknown key ${quote(at === "" ? key : `${at}.${key}`)} (${where} takes ${
+            known.join(", ")
+          })`,
+        );
+      }
+    }
+  }
+
+  section(root: Record<string, unknown>, name: string, known: readonly string[]) {
+    if (!Object.hasOwn(root, name)) return {};
+    const v = root[name];
+    if (!isObject(v)) return this.fail(name, `must be an object, got ${describe(v)}`);
+    this.keys(v, name, known);
+    return v;
+  }
+
+  /** The value at `key`, or undefined when the key is absent (null is a value, of a wrong type). */
+  private get(obj: Record<string, unknown>, key: string): unknown {
+    const last = key.slice(key.lastIndexOf(".") + 1);
+    return Object.hasOwn(obj, last) ? obj[last] : undefined;
+  }
+
+  positiveInt(obj: Record<string, unknown>, key: string): number | undefined {
+    const v = this.get(obj, key);
+    if (v === undefined) return undefined;
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
+      this.fail(key, `must be a positive integer, got ${describe(v)}`);
+    }
+    return v;
+  }
+
+  text(obj: Record<string, unknown>, key: string, max = MAX_TEXT_CHARS): string | undefined {
+    const v = this.get(obj, key);
+    if (v === undefined) return undefined;
+    if (typeof v !== "string" || v === "") {
+      this.fail(key, `must be a non-empty string, got ${describe(v)}`);
+    }
+    if (v.length > max) this.fail(key, `must be at most ${max} characters, got ${v.length}`);
+    if (CONTROL.test(v)) this.fail(key, `must not contain control characters, got ${describe(v)}`);
+    return v;
+  }
+
+  /** A file path; a relative one is resolved against the config file's folder. */
+  path(obj: Record<string, unknown>, key: string): string | undefined {
+    const v = this.text(obj, key, MAX_PATH_CHARS);
+    return v === undefined ? undefined : resolve(this.folder, v);
+  }
+
+  oneOf<T extends string>(
+    obj: Record<string, unknown>,
+    key: string,
+    allowed: readonly T[],
+  ): T | undefined {
+    const v = this.get(obj, key);
+    if (v === undefined) return undefined;
+    if (typeof v !== "string" || !(allowed as readonly string[]).includes(v)) {
+      this.fail(
+        key,
+        `must be one of ${allowed.map((x) => `"${x}"`).join(", ")}, got ${describe(v)}`,
+      );
+    }
+    return v as T;
+  }
+
+  url(obj: Record<string, unknown>, key: string, schemes: readonly string[]): string | undefined {
+    const v = this.get(obj, key);
+    if (v === undefined) return undefined;
+    const want = `a URL with scheme ${schemes.map((s) => s.slice(0, -1)).join(", ")}`;
+    if (typeof v !== "string" || v === "") this.fail(key, `must be ${want}, got ${describe(v)}`);
+    // A URL is echoed without its user info: that part may hold a password.
+    const shown = describe(v.replace(/\/\/[^/?#]*@/, "//...@"));
+    if (v.length > 2048) this.fail(key, `must be at most 2048 characters, got ${v.length}`);
+    if (/\s/.test(v) || CONTROL.test(v)) {
+      this.fail(key, `must not contain white space or control characters, got ${shown}`);
+    }
+    let u: URL;
+    try {
+      u = new URL(v);
+    } catch {
+      return this.fail(key, `must be ${want}, got ${shown}`);
+    }
+    if (!schemes.includes(u.protocol)) {
+      this.fail(key, `must be ${want}, got scheme ${quote(u.protocol.slice(0, -1))}`);
+    }
+    if (u.hostname === "") this.fail(key, `must name a host, got ${shown}`);
+    if (u.username !== "" || u.password !== "") {
+      const hint = key.startsWith("bus.") ? " (use bus.username and bus.passwordFile)" : "";
+      this.fail(key, `must not carry a user name or password${hint}, got ${shown}`);
+    }
+    return v;
+  }
+
+  private list(obj: Record<string, unknown>, key: string, what: string): unknown[] | undefined {
+    const v = this.get(obj, key);
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v)) this.fail(key, `must be an array of ${what}, got ${describe(v)}`);
+    return v;
+  }
+
+  scopes(obj: Record<string, unknown>, key: string): string[] | undefined {
+    const v = this.list(obj, key, "scopes");
+    if (v === undefined) return undefined;
+    if (v.length === 0) this.fail(key, "must name at least one scope, got an empty array");
+    if (v.length > MAX_SCOPES) {
+      this.fail(key, `must name at most ${MAX_SCOPES} scopes, got ${v.length}`);
+    }
+    const out: string[] = [];
+    v.forEach((s, i) => {
+      const at = `${key}[${i}]`;
+      if (typeof s !== "string" || s === "") {
+        this.fail(at, `must be a non-empty string, got ${describe(s)}`);
+      }
+      if (s.length > MAX_SCOPE_CHARS) {
+        this.fail(at, `must be at most ${MAX_SCOPE_CHARS} characters, got ${s.length}`);
+      }
+      if (!SCOPE_TOKEN.test(s)) {
+        this.fail(
+          at,
+          `must be one scope: printable ASCII without spaces, quotes or backslashes, got ${
+            describe(s)
+          }`,
+        );
+      }
+      if (out.includes(s)) this.fail(at, `repeats scope ${describe(s)}`);
+      out.push(s);
+    });
+    return out;
+  }
+
+  prefix(obj: Record<string, unknown>, key: string): string | undefined {
+    const v = this.text(obj, key, MAX_PREFIX_CHARS);
+    if (v === undefined) return undefined;
+    const bad = (why: string) =>
+      this.fail(key, `must be an MQTT topic prefix: ${why}, got ${describe(v)}`);
+    if (v.includes("+") || v.includes("#")) bad("no wildcards + or #");
+    if (v.startsWith("/") || v.endsWith("/")) bad("no leading or trailing slash");
+    if (v.split("/").some((level) => level === "")) bad("no empty topic level");
+    if (v.startsWith("$")) bad("no leading $ (reserved for the broker)");
+    return v;
+  }
+
+  outputs(obj: Record<string, unknown>, key: string): Output[] | undefined {
+    const v = this.list(obj, key, "outputs");
+    if (v === undefined) return undefined;
+    const out: Output[] = [];
+    v.forEach((o, i) => {
+      const at = `${key}[${i}]`;
+      if (typeof o !== "string" || !(OUTPUTS as readonly string[]).includes(o)) {
+        this.fail(
+          at,
+          `must be one of ${OUTPUTS.map((x) => `"${x}"`).join(", ")}, got ${describe(o)}`,
+        );
+      }
+      if (out.includes(o as Output)) this.fail(at, `repeats output ${describe(o)}`);
+      out.push(o as Output);
+    });
+    return out;
+  }
+
+  lang(obj: Record<string, unknown>, key: string): string | undefined {
+    const v = this.text(obj, key, 35);
+    if (v === undefined) return undefined;
+    if (!LANG_TAG.test(v)) {
+      this.fail(key, `must be a BCP 47 language tag such as "en-US", got ${describe(v)}`);
+    }
+    return v;
+  }
+}

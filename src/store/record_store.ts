@@ -1,0 +1,591 @@
+/**
+ * A log-structured record store on NOR flash that survives power loss at any instant.
+ *
+ * - A record is a (key, sequence number, payload) triple; the newest sequence number of a key
+ *   wins. Deleting writes a tombstone.
+ * - Every entry is written in full before its commit mark; an entry without its commit mark is
+ *   ignored at mount (see layout.ts for the format).
+ * - The log runs round all sectors of the partition, so wear is spread evenly. When space runs
+ *   low the oldest sector is reclaimed: its live entries are copied to the head (keeping their
+ *   sequence numbers, so sealed records still open), then it is retired; it is erased only when
+ *   the log comes round to it again.
+ * - Mount scans the whole partition once, rebuilds the index, and resynchronises past torn or
+ *   damaged regions with the `first entry` field of each sector header.
+ */
+import { crc32, equal, isErased } from "../bytes.ts";
+import { Code, isLinkdError, LinkdError } from "../errors.ts";
+import type { FlashDriver } from "../flash/driver.ts";
+import {
+  decodeEntryHeader,
+  decodeSectorHeader,
+  encodeCommit,
+  encodeEntryHeader,
+  encodeSectorHeader,
+  ENTRY_HEADER_BYTES,
+  FLAG_TOMBSTONE,
+  Layout,
+  MAX_SEQ,
+  NO_ENTRY,
+} from "./layout.ts";
+
+/** Keys are small integers chosen by the layer above (the vault's record types). */
+export const MIN_KEY = 1;
+export const MAX_KEY = 254;
+/** No entry is larger than this, whatever the partition. */
+export const MAX_PAYLOAD_ABSOLUTE = 64 * 1024;
+
+export interface StoredRecord {
+  readonly key: number;
+  readonly seq: number;
+  readonly data: Uint8Array;
+}
+
+/** What mount found and what it had to step over. Nothing here is secret. */
+export interface StoreHealth {
+  /** False when committed data was lost (a damaged entry newer than what survives). */
+  ok: boolean;
+  /** One line for people, present when anything was recovered or lost. */
+  detail?: string;
+  sectors: number;
+  chainSectors: number;
+  liveRecords: number;
+  liveBytes: number;
+  freeBytes: number;
+  /** Entries whose commit mark was missing: writes cut by power loss. */
+  tornEntries: number;
+  /** Regions with no valid entry header that mount skipped. */
+  skippedRegions: number;
+  /** Committed entries whose payload failed its checksum. */
+  damagedEntries: number;
+  /** Damaged entries that were the newest of their key: data that is gone. */
+  lostEntries: number;
+}
+
+interface IndexEntry {
+  key: number;
+  seq: number;
+  flags: number;
+  /** Logical position of the entry in the log (sector seq × data size + offset). */
+  pos: number;
+  extent: number;
+  data: Uint8Array;
+}
+
+interface SectorInfo {
+  seq: number;
+  firstEntry: number;
+}
+
+export interface StoreStats {
+  entriesWritten: number;
+  recordsCopied: number;
+  sectorsRetired: number;
+  sectorsOpened: number;
+}
+
+export class RecordStore {
+  readonly layout: Layout;
+  readonly maxPayload: number;
+  readonly stats: StoreStats = {
+    entriesWritten: 0,
+    recordsCopied: 0,
+    sectorsRetired: 0,
+    sectorsOpened: 0,
+  };
+  #flash: FlashDriver;
+  #index = new Map<number, IndexEntry>();
+  /** Sector headers of the chain, by sector sequence number. */
+  #chain = new Map<number, SectorInfo>();
+  #tailSeq = 1;
+  #headSeq = 0;
+  #headIdx = -1;
+  /** Logical position of the next byte to write. */
+  #headPos = 0;
+  #nextSeq = 1;
+  #health!: StoreHealth;
+  #broken: LinkdError | null = null;
+
+  private constructor(flash: FlashDriver) {
+    this.#flash = flash;
+    this.layout = new Layout(flash.geometry);
+    if (this.layout.dataSize < 2 * this.layout.entryHeaderSpan) {
+      throw new LinkdError(
+        Code.FLASH_GEOMETRY,
+        "Cannot use flash: sectors are too small for the store",
+      );
+    }
+    this.maxPayload = Math.min(
+      MAX_PAYLOAD_ABSOLUTE,
+      Math.floor(this.#liveLimit() / 2) - this.layout.entryExtent(0),
+    );
+  }
+
+  /** Mounts the store on `flash`: scans it once and rebuilds the index. Never writes. */
+  static mount(flash: FlashDriver): RecordStore {
+    const s = new RecordStore(flash);
+    s.#scan();
+    return s;
+  }
+
+  get health(): StoreHealth {
+    return { ...this.#health, ...this.#space() };
+  }
+
+  /** The newest live record of `key`, or null when there is none (or it was deleted). */
+  get(key: number): StoredRecord | null {
+    checkKey(key);
+    const e = this.#index.get(key);
+    if (!e || e.flags & FLAG_TOMBSTONE) return null;
+    return { key, seq: e.seq, data: e.data.slice() };
+  }
+
+  /** Keys that hold a live record. */
+  keys(): number[] {
+    return [...this.#index.values()].filter((e) => !(e.flags & FLAG_TOMBSTONE)).map((e) => e.key)
+      .sort((a, b) => a - b);
+  }
+
+  /** Reserves the next sequence number, for a caller that seals it into the payload first. */
+  allocateSeq(): number {
+    if (this.#nextSeq >= MAX_SEQ) {
+      throw new LinkdError(
+        Code.STORE_FULL,
+        "Cannot allocate a sequence number: the counter is exhausted",
+      );
+    }
+    return this.#nextSeq++;
+  }
+
+  /**
+   * Writes a record durably and returns its sequence number. When this returns, the record
+   * survives any power loss; when it throws, the store holds either the old or the new value.
+   */
+  put(key: number, data: Uint8Array, seq?: number): number {
+    checkKey(key);
+    if (!(data instanceof Uint8Array)) throw new TypeError("data must be a Uint8Array");
+    if (data.length > this.maxPayload) {
+      throw new LinkdError(
+        Code.STORE_TOO_LARGE,
+        `Cannot store record ${key}: ${data.length} bytes exceeds the limit of ${this.maxPayload}`,
+      );
+    }
+    const s = seq ?? this.allocateSeq();
+    this.#checkSeq(key, s);
+    this.#mutate(() => this.#write(key, s, 0, data));
+    return s;
+  }
+
+  /** Deletes a record by writing a tombstone. Deleting a missing record is a no-op. */
+  delete(key: number): void {
+    checkKey(key);
+    const e = this.#index.get(key);
+    if (!e || e.flags & FLAG_TOMBSTONE) return;
+    const s = this.allocateSeq();
+    this.#mutate(() => this.#write(key, s, FLAG_TOMBSTONE, new Uint8Array(0)));
+  }
+
+  /**
+   * Rewrites the live records and erases every other sector, so that nothing superseded or
+   * deleted remains anywhere on the flash (used by logout and factory reset).
+   */
+  scrub(): void {
+    this.#mutate(() => {
+      if (this.#chainLength() > 0) {
+        this.#ensureSpace(0);
+        const lastOld = this.#headSeq;
+        this.#headPos = (this.#headSeq + 1) * this.layout.dataSize; // close the head sector
+        while (this.#tailSeq <= lastOld) this.#reclaimTail();
+      }
+      for (let i = 0; i < this.layout.sectors; i++) {
+        if (this.#inChain(i)) continue;
+        const base = i * this.layout.sectorSize;
+        if (!isErased(this.#flash.read(base, this.layout.sectorSize))) this.#flash.erase(i);
+      }
+      this.#flash.sync();
+    });
+  }
+
+  // ── writing ────────────────────────────────────────────────────────────────────────────
+
+  #mutate(fn: () => void): void {
+    if (this.#broken) throw this.#broken;
+    try {
+      fn();
+    } catch (e) {
+      // The flash may hold a partial write: rebuild the index from what is really there.
+      try {
+        this.#scan();
+      } catch (again) {
+        this.#broken = isLinkdError(again) ? again : new LinkdError(
+          Code.FLASH_IO,
+          "Cannot remount the store after a failed write",
+        );
+      }
+      throw e;
+    }
+  }
+
+  #checkSeq(key: number, seq: number): void {
+    if (!Number.isSafeInteger(seq) || seq < 1 || seq >= this.#nextSeq) {
+      throw new RangeError(`Sequence number ${seq} was not allocated by this store`);
+    }
+    const cur = this.#index.get(key);
+    if (cur && seq <= cur.seq) {
+      throw new RangeError(`Sequence number ${seq} is not newer than ${cur.seq} for record ${key}`);
+    }
+  }
+
+  #write(key: number, seq: number, flags: number, data: Uint8Array): void {
+    const extent = this.layout.entryExtent(data.length);
+    const old = this.#index.get(key);
+    const liveAfter = this.#liveBytes() - (old?.extent ?? 0) + extent;
+    if (liveAfter > this.#liveLimit()) {
+      throw new LinkdError(
+        Code.STORE_FULL,
+        `Cannot store record ${key}: live data would take ${liveAfter} of ${this.#liveLimit()} bytes`,
+      );
+    }
+    this.#ensureSpace(extent);
+    this.#append(key, seq, flags, data);
+    this.#flash.sync();
+    this.stats.entriesWritten++;
+  }
+
+  /** Half the partition minus working room: what the live records may take at most. */
+  #liveLimit(): number {
+    return Math.floor(((this.layout.sectors - 3) * this.layout.dataSize) / 2);
+  }
+
+  #liveBytes(): number {
+    let n = 0;
+    for (const e of this.#index.values()) n += e.extent;
+    return n;
+  }
+
+  #chainLength(): number {
+    return this.#headSeq - this.#tailSeq + 1;
+  }
+
+  #free(): number {
+    const d = this.layout.dataSize;
+    return (this.layout.sectors - this.#chainLength()) * d +
+      ((this.#headSeq + 1) * d - this.#headPos);
+  }
+
+  #space(): { liveRecords: number; liveBytes: number; freeBytes: number; chainSectors: number } {
+    return {
+      liveRecords: this.keys().length,
+      liveBytes: this.#liveBytes(),
+      freeBytes: this.#free(),
+      chainSectors: this.#chainLength(),
+    };
+  }
+
+  /** Reclaims the oldest sectors until `extent` bytes fit with room to copy every live record. */
+  #ensureSpace(extent: number): void {
+    let rounds = 0;
+    while (this.#free() < extent + this.#liveBytes() + this.layout.dataSize) {
+      if (rounds++ > 2 * this.layout.sectors) {
+        throw new LinkdError(
+          Code.STORE_FULL,
+          "Cannot make room in the store: reclaim made no progress",
+        );
+      }
+      this.#reclaimTail();
+    }
+  }
+
+  /** Copies the live entries that start in the oldest sector to the head, then retires it. */
+  #reclaimTail(): void {
+    const d = this.layout.dataSize;
+    const headFull = this.#headPos === (this.#headSeq + 1) * d;
+    if (this.#chainLength() < 1 || (this.#chainLength() === 1 && !headFull)) {
+      throw new LinkdError(Code.STORE_FULL, "Cannot reclaim: the store has a single sector in use");
+    }
+    const start = this.#tailSeq * d;
+    const live = [...this.#index.values()].filter((e) => e.pos >= start && e.pos < start + d)
+      .sort((a, b) => a.pos - b.pos);
+    const copy = live.reduce((n, e) => n + e.extent, 0);
+    if (copy > this.#free()) {
+      throw new LinkdError(Code.STORE_FULL, "Cannot reclaim: no room to copy the live records");
+    }
+    for (const e of live) {
+      this.#append(e.key, e.seq, e.flags, e.data);
+      this.stats.recordsCopied++;
+    }
+    const idx = this.#indexOf(this.#tailSeq);
+    this.#programSpan(
+      idx * this.layout.sectorSize + this.layout.retireOffset,
+      new Uint8Array(this.layout.retireSpan), // all zero: retired
+    );
+    this.#flash.sync();
+    this.#chain.delete(this.#tailSeq);
+    this.#tailSeq++;
+    this.stats.sectorsRetired++;
+  }
+
+  /** Appends one entry at the head: header and payload, then the commit mark. */
+  #append(key: number, seq: number, flags: number, data: Uint8Array): void {
+    const l = this.layout;
+    const header = encodeEntryHeader(l, {
+      key,
+      flags,
+      seq,
+      length: data.length,
+      payloadCrc: crc32(data),
+    });
+    const body = new Uint8Array(l.commitOffset(data.length)).fill(0xff);
+    body.set(header, 0);
+    body.set(data, l.entryHeaderSpan);
+    const start = this.#headPos;
+    const end = start + l.entryExtent(data.length);
+    this.#stream(body, start, end);
+    this.#stream(encodeCommit(l, header.subarray(0, ENTRY_HEADER_BYTES)), start, end);
+    this.#index.set(key, { key, seq, flags, pos: start, extent: end - start, data: data.slice() });
+  }
+
+  /** Programs `bytes` at the head, page by page, opening sectors as the log crosses into them. */
+  #stream(bytes: Uint8Array, entryStart: number, entryEnd: number): void {
+    const l = this.layout;
+    let i = 0;
+    while (i < bytes.length) {
+      if (this.#headPos === (this.#headSeq + 1) * l.dataSize) {
+        this.#openSector(entryStart, entryEnd);
+      }
+      const off = this.#headPos - this.#headSeq * l.dataSize;
+      const phys = this.#headIdx * l.sectorSize + l.dataStart + off;
+      const n = Math.min(bytes.length - i, l.dataSize - off, l.pageSize - (phys % l.pageSize));
+      this.#flash.program(phys, bytes.subarray(i, i + n));
+      i += n;
+      this.#headPos += n;
+    }
+  }
+
+  /** Erases (when needed) the sector after the head and writes its header. */
+  #openSector(entryStart: number, entryEnd: number): void {
+    const l = this.layout;
+    if (this.#chainLength() >= l.sectors) {
+      throw new LinkdError(Code.STORE_FULL, "Cannot open a sector: every sector is in use");
+    }
+    const seq = this.#headSeq + 1;
+    if (seq >= 0xffffffff) {
+      throw new LinkdError(
+        Code.STORE_FULL,
+        "Cannot open a sector: the sector counter is exhausted",
+      );
+    }
+    const idx = (this.#headIdx + 1) % l.sectors;
+    const start = seq * l.dataSize;
+    let firstEntry: number;
+    if (entryStart >= start) firstEntry = entryStart - start;
+    else if (entryEnd - start < l.dataSize) firstEntry = entryEnd - start;
+    else firstEntry = NO_ENTRY;
+    const base = idx * l.sectorSize;
+    if (!isErased(this.#flash.read(base, l.sectorSize))) this.#flash.erase(idx);
+    this.#programSpan(base, encodeSectorHeader(l, { seq, firstEntry }));
+    this.#chain.set(seq, { seq, firstEntry });
+    if (this.#chainLength() === 0) this.#tailSeq = seq;
+    this.#headSeq = seq;
+    this.#headIdx = idx;
+    this.stats.sectorsOpened++;
+  }
+
+  /** Programs a small aligned field, split at page boundaries. */
+  #programSpan(phys: number, bytes: Uint8Array): void {
+    const page = this.layout.pageSize;
+    for (let i = 0; i < bytes.length;) {
+      const n = Math.min(bytes.length - i, page - ((phys + i) % page));
+      this.#flash.program(phys + i, bytes.subarray(i, i + n));
+      i += n;
+    }
+  }
+
+  #indexOf(seq: number): number {
+    const n = this.layout.sectors;
+    return (((this.#headIdx + seq - this.#headSeq) % n) + n) % n;
+  }
+
+  #inChain(idx: number): boolean {
+    if (this.#chainLength() <= 0) return false;
+    const n = this.layout.sectors;
+    const back = (this.#headIdx - idx + n) % n;
+    return back < this.#chainLength();
+  }
+
+  // ── mounting ───────────────────────────────────────────────────────────────────────────
+
+  #scan(): void {
+    const l = this.layout;
+    const image = this.#flash.read(0, l.sectors * l.sectorSize);
+    const headers: (SectorInfo | null)[] = [];
+    for (let i = 0; i < l.sectors; i++) {
+      const base = i * l.sectorSize;
+      const h = decodeSectorHeader(l, image.subarray(base, base + l.headerSpan));
+      const retired = !isErased(image, base + l.retireOffset, base + l.retireOffset + l.retireSpan);
+      headers.push(h && !retired ? h : null);
+    }
+    this.#index = new Map();
+    this.#chain = new Map();
+    const health: StoreHealth = {
+      ok: true,
+      sectors: l.sectors,
+      chainSectors: 0,
+      liveRecords: 0,
+      liveBytes: 0,
+      freeBytes: 0,
+      tornEntries: 0,
+      skippedRegions: 0,
+      damagedEntries: 0,
+      lostEntries: 0,
+    };
+    this.#health = health;
+    let head = -1;
+    for (let i = 0; i < l.sectors; i++) {
+      const h = headers[i];
+      if (h && (head < 0 || h.seq > headers[head]!.seq)) head = i;
+    }
+    if (head < 0) {
+      this.#tailSeq = 1;
+      this.#headSeq = 0;
+      this.#headIdx = l.sectors - 1;
+      this.#headPos = l.dataSize;
+      this.#nextSeq = 1;
+      return;
+    }
+    const headSeq = headers[head]!.seq;
+    let count = 1;
+    while (count < l.sectors) {
+      const prev = headers[(head - count + l.sectors) % l.sectors];
+      if (!prev || prev.seq !== headSeq - count) break;
+      count++;
+    }
+    this.#headSeq = headSeq;
+    this.#headIdx = head;
+    this.#tailSeq = headSeq - count + 1;
+    for (let s = this.#tailSeq; s <= headSeq; s++) this.#chain.set(s, headers[this.#indexOf(s)]!);
+
+    const d = l.dataSize;
+    const end = (headSeq + 1) * d;
+    const read = (pos: number, n: number): Uint8Array => {
+      const out = new Uint8Array(n);
+      let o = 0;
+      while (o < n) {
+        const s = Math.floor((pos + o) / d);
+        const off = pos + o - s * d;
+        const k = Math.min(n - o, d - off);
+        const phys = this.#indexOf(s) * l.sectorSize + l.dataStart + off;
+        out.set(image.subarray(phys, phys + k), o);
+        o += k;
+      }
+      return out;
+    };
+    /** The first entry start at or after sector `from`, or `end` when there is none. */
+    const resync = (from: number): number => {
+      for (let s = from; s <= headSeq; s++) {
+        const fe = this.#chain.get(s)!.firstEntry;
+        if (fe !== NO_ENTRY) return s * d + fe;
+      }
+      return end;
+    };
+    const damagedSeq = new Map<number, number>();
+    let maxSeq = 0;
+    let headPos = end;
+    let p = resync(this.#tailSeq);
+    while (p < end) {
+      const sector = Math.floor(p / d);
+      if (p + l.entryHeaderSpan > end) {
+        // Less than a header's room is left at the very end: blank is the head, else skip it.
+        headPos = isErased(read(p, end - p)) ? p : end;
+        break;
+      }
+      const hb = read(p, l.entryHeaderSpan);
+      if (isErased(hb)) {
+        if (sector === headSeq) {
+          headPos = isErased(read(p, end - p)) ? p : end;
+          if (headPos === end) health.skippedRegions++;
+          break;
+        }
+        p = resync(sector + 1); // an abandoned remainder of an older sector
+        continue;
+      }
+      const h = decodeEntryHeader(hb);
+      if (!h || h.length > MAX_PAYLOAD_ABSOLUTE || h.key < MIN_KEY || h.key > MAX_KEY) {
+        if (sector === headSeq) health.tornEntries++;
+        else health.skippedRegions++;
+        p = resync(sector + 1);
+        continue;
+      }
+      const extent = l.entryExtent(h.length);
+      const e = p + extent;
+      // Every sector the entry runs into must agree on where it ends.
+      let broken = -1;
+      let beyond = false;
+      for (let s = sector + 1; s <= Math.floor((e - 1) / d); s++) {
+        if (s > headSeq) {
+          beyond = true;
+          break;
+        }
+        const expected = e >= (s + 1) * d ? NO_ENTRY : e - s * d;
+        if (this.#chain.get(s)!.firstEntry !== expected) {
+          broken = s;
+          break;
+        }
+      }
+      if (h.seq > maxSeq) maxSeq = h.seq;
+      if (beyond) {
+        health.tornEntries++; // the write stopped before it reached its next sector
+        headPos = end;
+        break;
+      }
+      if (broken >= 0) {
+        health.tornEntries++;
+        p = resync(broken);
+        continue;
+      }
+      const committed = equal(
+        read(p + l.commitOffset(h.length), l.commitSpan),
+        encodeCommit(l, hb.subarray(0, ENTRY_HEADER_BYTES)),
+      );
+      if (!committed) {
+        health.tornEntries++;
+      } else {
+        const data = read(p + l.entryHeaderSpan, h.length);
+        if (crc32(data) !== h.payloadCrc || (h.flags & FLAG_TOMBSTONE && h.length !== 0)) {
+          health.damagedEntries++;
+          damagedSeq.set(h.key, Math.max(h.seq, damagedSeq.get(h.key) ?? 0));
+        } else {
+          const cur = this.#index.get(h.key);
+          if (!cur || h.seq >= cur.seq) {
+            this.#index.set(h.key, {
+              key: h.key,
+              seq: h.seq,
+              flags: h.flags,
+              pos: p,
+              extent,
+              data,
+            });
+          }
+        }
+      }
+      p = e;
+    }
+    this.#headPos = headPos;
+    this.#nextSeq = maxSeq + 1;
+    for (const [key, seq] of damagedSeq) {
+      if (seq > (this.#index.get(key)?.seq ?? 0)) health.lostEntries++;
+    }
+    health.ok = health.lostEntries === 0;
+    const notes: string[] = [];
+    if (health.lostEntries) notes.push(`${health.lostEntries} record(s) lost to damaged flash`);
+    if (health.damagedEntries) notes.push(`${health.damagedEntries} damaged entries skipped`);
+    if (health.tornEntries) notes.push(`${health.tornEntries} interrupted writes ignored`);
+    if (health.skippedRegions) notes.push(`${health.skippedRegions} unreadable regions skipped`);
+    if (notes.length) health.detail = notes.join("; ");
+  }
+}
+
+function checkKey(key: number): void {
+  if (!Number.isInteger(key) || key < MIN_KEY || key > MAX_KEY) {
+    throw new RangeError(`Record key must be an integer from ${MIN_KEY} to ${MAX_KEY}, got ${key}`);
+  }
+}
