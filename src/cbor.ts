@@ -15,13 +15,15 @@ const encoder = new Encoder({
   pack: false,
 });
 
-const decoder = new Decoder({
+// `int64AsNumber` (uint64 → number, not BigInt) is a decoder option cbor-x's types omit.
+const decoderOptions = {
   useRecords: false,
   int64AsNumber: true,
   mapsAsObjects: true,
   structuredClone: false,
   pack: false,
-});
+};
+const decoder = new Decoder(decoderOptions as ConstructorParameters<typeof Decoder>[0]);
 
 /** Encodes a plain value (maps with text keys, arrays, strings, numbers, booleans, null, bytes). */
 export function encodeCbor(value: unknown): Uint8Array {
