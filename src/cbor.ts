@@ -3,7 +3,10 @@
  * records extension, no tags for byte strings, minimal-length map headers. Any standard decoder
  * (Python's cbor2, C's tinycbor) reads what this writes.
  */
-import { Decoder, Encoder } from "cbor-x";
+// The subpath entries are cbor-x's pure JavaScript build. The package's main entry would load
+// the optional `cbor-extract` native addon, which is built for Node and crashes Deno.
+import { Encoder } from "cbor-x/encode";
+import { Decoder, setSizeLimits } from "cbor-x/decode";
 import { Code, LinkdError } from "./errors.ts";
 
 const encoder = new Encoder({
@@ -23,6 +26,8 @@ const decoderOptions = {
   structuredClone: false,
   pack: false,
 };
+// Hostile input: no map or array may claim more entries than a linkd payload could hold.
+setSizeLimits({ maxMapSize: 4096, maxArraySize: 4096, maxObjectSize: 4096 });
 const decoder = new Decoder(decoderOptions as ConstructorParameters<typeof Decoder>[0]);
 
 /** Encodes a plain value (maps with text keys, arrays, strings, numbers, booleans, null, bytes). */

@@ -1,0 +1,124 @@
+/**
+ * Opens the device's persistent parts named by the configuration: the flash partition (through
+ * a flash driver), the record store on it, and the OTP key store; the vault on top of them
+ * once the OTP holds a root key. One process at a time: the flash is locked while open.
+ */
+import nacl from "tweetnacl";
+import { dirname } from "node:path";
+import { wipe } from "./bytes.ts";
+import type { Config } from "./config.ts";
+import { Code, LinkdError } from "./errors.ts";
+import type { FlashDriver } from "./flash/driver.ts";
+import { NorEmulator } from "./flash/nor_emulator.ts";
+import { OtpStore } from "./seal/otp.ts";
+import { RecordStore } from "./store/record_store.ts";
+import { Vault } from "./store/vault.ts";
+
+export interface DeviceEffects {
+  /** `n` random bytes from a cryptographic source. */
+  random(n: number): Uint8Array;
+}
+
+export const systemEffects: DeviceEffects = { random: (n) => nacl.randomBytes(n) };
+
+export class Device {
+  readonly config: Config;
+  readonly flash: FlashDriver;
+  readonly store: RecordStore;
+  readonly otp: OtpStore;
+  readonly effects: DeviceEffects;
+  #lock: Deno.FsFile;
+  #vault: Vault | null = null;
+
+  private constructor(
+    config: Config,
+    flash: FlashDriver,
+    otp: OtpStore,
+    lock: Deno.FsFile,
+    fx: DeviceEffects,
+  ) {
+    this.config = config;
+    this.flash = flash;
+    this.otp = otp;
+    this.#lock = lock;
+    this.effects = fx;
+    this.store = RecordStore.mount(flash);
+  }
+
+  /**
+   * Opens the flash partition of `config` (a regular file is an emulated NOR part, created
+   * erased when missing) and mounts the store. Waits for another linkd process to let go of it.
+   */
+  static open(config: Config, fx: DeviceEffects = systemEffects): Device {
+    const otp = OtpStore.open(config.keys.otpPath);
+    const path = config.flash.path;
+    let info: Deno.FileInfo | null = null;
+    try {
+      info = Deno.statSync(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        throw new LinkdError(Code.FLASH_IO, `Cannot open flash ${path}: ${(e as Error).name}`);
+      }
+    }
+    if (info === null) {
+      try {
+        if (!Deno.statSync(dirname(path)).isDirectory) throw new Deno.errors.NotFound();
+      } catch {
+        throw new LinkdError(
+          Code.FLASH_MISSING,
+          `Cannot open flash ${path}: its folder ${
+            dirname(path)
+          } does not exist; create it or fix flash.path`,
+        );
+      }
+    } else if (!info.isFile) {
+      throw new LinkdError(
+        Code.FLASH_MISSING,
+        `Cannot open flash ${path}: it is not a regular file, and this build drives emulated parts only; point flash.path at a file`,
+      );
+    }
+    const flash = NorEmulator.openFile(path, config.flash);
+    let lock: Deno.FsFile | null = null;
+    try {
+      lock = Deno.openSync(path, { read: true });
+      lock.lockSync(true);
+      return new Device(config, flash, otp, lock, fx);
+    } catch (e) {
+      lock?.close();
+      flash.close();
+      throw e;
+    }
+  }
+
+  /** The vault, once the OTP holds a root key (OTP_BLANK before provisioning). */
+  vault(): Vault {
+    if (this.#vault) return this.#vault;
+    const root = this.otp.readRootKey();
+    try {
+      this.#vault = new Vault(this.store, root, this.effects.random);
+    } finally {
+      wipe(root);
+    }
+    return this.#vault;
+  }
+
+  /** True once the OTP holds a root key and the identity record is in the store. */
+  isProvisioned(): boolean {
+    return this.otp.state() === "programmed" && this.vault().identity() !== null;
+  }
+
+  close(): void {
+    this.#vault?.dispose();
+    this.#vault = null;
+    try {
+      this.flash.sync();
+    } finally {
+      this.flash.close();
+      try {
+        this.#lock.unlockSync();
+      } finally {
+        this.#lock.close();
+      }
+    }
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * The factory line's step: writes a device's identity and keys once (CONTRACT.md section 3).
+ *
+ * Order, so that power loss at any point leaves a device that can be provisioned again and
+ * never a half-provisioned one that claims to be whole:
+ *   1. check every input; refuse an already provisioned device before writing anything;
+ *   2. burn a fresh root key into the OTP store (kept if an earlier run burned one and was cut
+ *      off before step 4: OTP cannot be written twice, and the key was never used outside);
+ *   3. seal the device's Ed25519 key into flash;
+ *   4. write the identity record, signed by the line: from here on the device is provisioned.
+ */
+import nacl from "tweetnacl";
+import { wipe } from "../bytes.ts";
+import { encodeCbor } from "../cbor.ts";
+import type { Device } from "../device.ts";
+import { Code, LinkdError } from "../errors.ts";
+import { ROOT_KEY_BYTES } from "../seal/otp.ts";
+import { RecordType } from "../store/vault.ts";
+import {
+  checkIdentityInputs,
+  type Identity,
+  type SignedIdentity,
+  signIdentity,
+} from "./identity.ts";
+
+export interface ProvisionInput {
+  readonly serial: string;
+  readonly productId: string;
+  readonly clientId: string;
+  /** The line's Ed25519 seed (32 bytes); the record is signed when given. */
+  readonly lineSeed?: Uint8Array;
+}
+
+export interface ProvisionResult {
+  readonly signed: SignedIdentity;
+  /** True when the OTP already held a root key from an interrupted earlier run. */
+  readonly resumed: boolean;
+}
+
+export function provision(
+  device: Device,
+  input: ProvisionInput,
+  now: () => number,
+): ProvisionResult {
+  checkIdentityInputs(input.serial, input.productId, input.clientId);
+  const otpState = device.otp.state();
+  if (otpState === "programmed" && device.vault().identity() !== null) {
+    const id = device.vault().identity()!.identity;
+    throw new LinkdError(
+      Code.ALREADY_PROVISIONED,
+      `Cannot provision: this device is already provisioned as serial ${id.serial}; nothing was changed`,
+    );
+  }
+  const resumed = otpState === "programmed";
+  if (!resumed) {
+    const root = device.effects.random(ROOT_KEY_BYTES);
+    try {
+      device.otp.program(root);
+    } finally {
+      wipe(root);
+    }
+  }
+  const vault = device.vault();
+  const seed = device.effects.random(32);
+  const pair = nacl.sign.keyPair.fromSeed(seed);
+  try {
+    vault.put(RecordType.DEVICE_KEY, encodeCbor({ ed25519_seed: seed }), input.serial);
+  } finally {
+    wipe(seed);
+    wipe(pair.secretKey);
+  }
+  const identity: Identity = {
+    serial: input.serial,
+    product_id: input.productId,
+    client_id: input.clientId,
+    device_public_key: pair.publicKey,
+    provisioned_at: now(),
+  };
+  const signed = signIdentity(identity, input.lineSeed);
+  vault.writeIdentity(signed);
+  device.flash.sync();
+  return { signed, resumed };
+}

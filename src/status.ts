@@ -1,0 +1,106 @@
+/**
+ * `linkd status`: what a technician or a script needs to know, never a secret.
+ * Damage anywhere (store, OTP, identity, tokens) is reported as `store.ok: false` with one line
+ * of detail, never as a crash.
+ */
+import { toHex } from "./bytes.ts";
+import type { Device } from "./device.ts";
+import { isLinkdError } from "./errors.ts";
+import { RecordType } from "./store/vault.ts";
+import { decodeTokenRecord } from "./tokens/token_record.ts";
+
+export interface StatusReport {
+  provisioned: boolean;
+  serial: string | null;
+  product_id: string | null;
+  client_id: string | null;
+  device_public_key: string | null;
+  linked: boolean;
+  scopes: string[];
+  access_expires_at: number | null;
+  store: { ok: boolean; detail?: string };
+}
+
+function reason(e: unknown): string {
+  if (isLinkdError(e)) return e.message;
+  return `unexpected ${e instanceof Error ? e.name : "failure"}`;
+}
+
+export function statusReport(device: Device): StatusReport {
+  const r: StatusReport = {
+    provisioned: false,
+    serial: null,
+    product_id: null,
+    client_id: null,
+    device_public_key: null,
+    linked: false,
+    scopes: [],
+    access_expires_at: null,
+    store: { ok: true },
+  };
+  const problems: string[] = [];
+  const health = device.store.health;
+  if (!health.ok) r.store.ok = false;
+  if (health.detail) problems.push(`flash: ${health.detail}`);
+  try {
+    if (device.otp.state() === "programmed") {
+      const vault = device.vault();
+      const id = vault.identity();
+      if (id) {
+        r.provisioned = true;
+        r.serial = id.identity.serial;
+        r.product_id = id.identity.product_id;
+        r.client_id = id.identity.client_id;
+        r.device_public_key = toHex(id.identity.device_public_key);
+        try {
+          const bytes = vault.get(RecordType.TOKENS);
+          if (bytes) {
+            const t = decodeTokenRecord(bytes);
+            if (t.client_id === id.identity.client_id) {
+              r.linked = true;
+              r.scopes = [...t.scopes];
+              r.access_expires_at = t.expires_at;
+            } else problems.push("tokens of another client id are ignored");
+          }
+        } catch (e) {
+          r.store.ok = false;
+          problems.push(`tokens: ${reason(e)}`);
+        }
+      } else if (device.store.keys().length > 0) {
+        problems.push("provisioning was interrupted: run linkd provision again");
+      }
+    } else if (device.store.keys().length > 0) {
+      r.store.ok = false;
+      problems.push("the flash holds records but the OTP key store is blank");
+    }
+  } catch (e) {
+    r.store.ok = false;
+    problems.push(reason(e));
+  }
+  if (problems.length) r.store.detail = problems.join("; ");
+  return r;
+}
+
+/** The human form of the report: one fact a line. */
+export function formatStatus(r: StatusReport, now: number): string {
+  const lines: [string, string][] = [];
+  lines.push(["provisioned", r.provisioned ? "yes" : "no"]);
+  if (r.provisioned) {
+    lines.push(["serial", r.serial!]);
+    lines.push(["product id", r.product_id!]);
+    lines.push(["client id", r.client_id!]);
+    lines.push(["device key", r.device_public_key!]);
+  }
+  lines.push(["linked", r.linked ? "yes" : "no"]);
+  lines.push(["scopes", r.scopes.length ? r.scopes.join(" ") : "-"]);
+  if (r.access_expires_at !== null) {
+    const mins = Math.round((r.access_expires_at - now) / 60000);
+    const when = new Date(r.access_expires_at).toISOString();
+    lines.push(["access token", mins > 0 ? `expires ${when} (in ${mins} min)` : `expired ${when}`]);
+  } else lines.push(["access token", "none"]);
+  lines.push([
+    "store",
+    (r.store.ok ? "ok" : "DAMAGED") + (r.store.detail ? `: ${r.store.detail}` : ""),
+  ]);
+  return lines.map(([k, v]) => `${k.padEnd(13)} ${v}`).join("\n");
+}
