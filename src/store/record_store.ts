@@ -12,12 +12,10 @@
  * - Mount scans the whole partition once, rebuilds the index, and resynchronises past torn or
  *   damaged regions with the `first entry` field of each sector header.
  */
-import { crc32, equal, isErased } from "../bytes.ts";
+import { crc32, isErased } from "../bytes.ts";
 import { Code, isLinkdError, LinkdError } from "../errors.ts";
 import type { FlashDriver } from "../flash/driver.ts";
 import {
-  decodeEntryHeader,
-  decodeSectorHeader,
   encodeCommit,
   encodeEntryHeader,
   encodeSectorHeader,
@@ -27,53 +25,22 @@ import {
   MAX_SEQ,
   NO_ENTRY,
 } from "./layout.ts";
+import {
+  type IndexEntry,
+  MAX_KEY,
+  MAX_PAYLOAD_ABSOLUTE,
+  MIN_KEY,
+  scanLog,
+  type SectorInfo,
+  type StoreHealth,
+} from "./scan.ts";
 
-/** Keys are small integers chosen by the layer above (the vault's record types). */
-export const MIN_KEY = 1;
-export const MAX_KEY = 254;
-/** No entry is larger than this, whatever the partition. */
-export const MAX_PAYLOAD_ABSOLUTE = 64 * 1024;
+export { MAX_KEY, MAX_PAYLOAD_ABSOLUTE, MIN_KEY, type StoreHealth } from "./scan.ts";
 
 export interface StoredRecord {
   readonly key: number;
   readonly seq: number;
   readonly data: Uint8Array;
-}
-
-/** What mount found and what it had to step over. Nothing here is secret. */
-export interface StoreHealth {
-  /** False when committed data was lost (a damaged entry newer than what survives). */
-  ok: boolean;
-  /** One line for people, present when anything was recovered or lost. */
-  detail?: string;
-  sectors: number;
-  chainSectors: number;
-  liveRecords: number;
-  liveBytes: number;
-  freeBytes: number;
-  /** Entries whose commit mark was missing: writes cut by power loss. */
-  tornEntries: number;
-  /** Regions with no valid entry header that mount skipped. */
-  skippedRegions: number;
-  /** Committed entries whose payload failed its checksum. */
-  damagedEntries: number;
-  /** Damaged entries that were the newest of their key: data that is gone. */
-  lostEntries: number;
-}
-
-interface IndexEntry {
-  key: number;
-  seq: number;
-  flags: number;
-  /** Logical position of the entry in the log (sector seq × data size + offset). */
-  pos: number;
-  extent: number;
-  data: Uint8Array;
-}
-
-interface SectorInfo {
-  seq: number;
-  firstEntry: number;
 }
 
 export interface StoreStats {
@@ -416,171 +383,15 @@ export class RecordStore {
 
   #scan(): void {
     const l = this.layout;
-    const image = this.#flash.read(0, l.sectors * l.sectorSize);
-    const headers: (SectorInfo | null)[] = [];
-    for (let i = 0; i < l.sectors; i++) {
-      const base = i * l.sectorSize;
-      const h = decodeSectorHeader(l, image.subarray(base, base + l.headerSpan));
-      const retired = !isErased(image, base + l.retireOffset, base + l.retireOffset + l.retireSpan);
-      headers.push(h && !retired ? h : null);
-    }
-    this.#index = new Map();
-    this.#chain = new Map();
-    const health: StoreHealth = {
-      ok: true,
-      sectors: l.sectors,
-      chainSectors: 0,
-      liveRecords: 0,
-      liveBytes: 0,
-      freeBytes: 0,
-      tornEntries: 0,
-      skippedRegions: 0,
-      damagedEntries: 0,
-      lostEntries: 0,
-    };
-    this.#health = health;
-    let head = -1;
-    for (let i = 0; i < l.sectors; i++) {
-      const h = headers[i];
-      if (h && (head < 0 || h.seq > headers[head]!.seq)) head = i;
-    }
-    if (head < 0) {
-      this.#tailSeq = 1;
-      this.#headSeq = 0;
-      this.#headIdx = l.sectors - 1;
-      this.#headPos = l.dataSize;
-      this.#nextSeq = 1;
-      return;
-    }
-    const headSeq = headers[head]!.seq;
-    let count = 1;
-    while (count < l.sectors) {
-      const prev = headers[(head - count + l.sectors) % l.sectors];
-      if (!prev || prev.seq !== headSeq - count) break;
-      count++;
-    }
-    this.#headSeq = headSeq;
-    this.#headIdx = head;
-    this.#tailSeq = headSeq - count + 1;
-    for (let s = this.#tailSeq; s <= headSeq; s++) this.#chain.set(s, headers[this.#indexOf(s)]!);
-
-    const d = l.dataSize;
-    const end = (headSeq + 1) * d;
-    const read = (pos: number, n: number): Uint8Array => {
-      const out = new Uint8Array(n);
-      let o = 0;
-      while (o < n) {
-        const s = Math.floor((pos + o) / d);
-        const off = pos + o - s * d;
-        const k = Math.min(n - o, d - off);
-        const phys = this.#indexOf(s) * l.sectorSize + l.dataStart + off;
-        out.set(image.subarray(phys, phys + k), o);
-        o += k;
-      }
-      return out;
-    };
-    /** The first entry start at or after sector `from`, or `end` when there is none. */
-    const resync = (from: number): number => {
-      for (let s = from; s <= headSeq; s++) {
-        const fe = this.#chain.get(s)!.firstEntry;
-        if (fe !== NO_ENTRY) return s * d + fe;
-      }
-      return end;
-    };
-    const damagedSeq = new Map<number, number>();
-    let maxSeq = 0;
-    let headPos = end;
-    let p = resync(this.#tailSeq);
-    while (p < end) {
-      const sector = Math.floor(p / d);
-      if (p + l.entryHeaderSpan > end) {
-        // Less than a header's room is left at the very end: blank is the head, else skip it.
-        headPos = isErased(read(p, end - p)) ? p : end;
-        break;
-      }
-      const hb = read(p, l.entryHeaderSpan);
-      if (isErased(hb)) {
-        if (sector === headSeq) {
-          headPos = isErased(read(p, end - p)) ? p : end;
-          if (headPos === end) health.skippedRegions++;
-          break;
-        }
-        p = resync(sector + 1); // an abandoned remainder of an older sector
-        continue;
-      }
-      const h = decodeEntryHeader(hb);
-      if (!h || h.length > MAX_PAYLOAD_ABSOLUTE || h.key < MIN_KEY || h.key > MAX_KEY) {
-        if (sector === headSeq) health.tornEntries++;
-        else health.skippedRegions++;
-        p = resync(sector + 1);
-        continue;
-      }
-      const extent = l.entryExtent(h.length);
-      const e = p + extent;
-      // Every sector the entry runs into must agree on where it ends.
-      let broken = -1;
-      let beyond = false;
-      for (let s = sector + 1; s <= Math.floor((e - 1) / d); s++) {
-        if (s > headSeq) {
-          beyond = true;
-          break;
-        }
-        const expected = e >= (s + 1) * d ? NO_ENTRY : e - s * d;
-        if (this.#chain.get(s)!.firstEntry !== expected) {
-          broken = s;
-          break;
-        }
-      }
-      if (h.seq > maxSeq) maxSeq = h.seq;
-      if (beyond) {
-        health.tornEntries++; // the write stopped before it reached its next sector
-        headPos = end;
-        break;
-      }
-      if (broken >= 0) {
-        health.tornEntries++;
-        p = resync(broken);
-        continue;
-      }
-      const committed = equal(
-        read(p + l.commitOffset(h.length), l.commitSpan),
-        encodeCommit(l, hb.subarray(0, ENTRY_HEADER_BYTES)),
-      );
-      if (!committed) {
-        health.tornEntries++;
-      } else {
-        const data = read(p + l.entryHeaderSpan, h.length);
-        if (crc32(data) !== h.payloadCrc || (h.flags & FLAG_TOMBSTONE && h.length !== 0)) {
-          health.damagedEntries++;
-          damagedSeq.set(h.key, Math.max(h.seq, damagedSeq.get(h.key) ?? 0));
-        } else {
-          const cur = this.#index.get(h.key);
-          if (!cur || h.seq >= cur.seq) {
-            this.#index.set(h.key, {
-              key: h.key,
-              seq: h.seq,
-              flags: h.flags,
-              pos: p,
-              extent,
-              data,
-            });
-          }
-        }
-      }
-      p = e;
-    }
-    this.#headPos = headPos;
-    this.#nextSeq = maxSeq + 1;
-    for (const [key, seq] of damagedSeq) {
-      if (seq > (this.#index.get(key)?.seq ?? 0)) health.lostEntries++;
-    }
-    health.ok = health.lostEntries === 0;
-    const notes: string[] = [];
-    if (health.lostEntries) notes.push(`${health.lostEntries} record(s) lost to damaged flash`);
-    if (health.damagedEntries) notes.push(`${health.damagedEntries} damaged entries skipped`);
-    if (health.tornEntries) notes.push(`${health.tornEntries} interrupted writes ignored`);
-    if (health.skippedRegions) notes.push(`${health.skippedRegions} unreadable regions skipped`);
-    if (notes.length) health.detail = notes.join("; ");
+    const st = scanLog(l, this.#flash.read(0, l.sectors * l.sectorSize));
+    this.#index = st.index;
+    this.#chain = st.chain;
+    this.#tailSeq = st.tailSeq;
+    this.#headSeq = st.headSeq;
+    this.#headIdx = st.headIdx;
+    this.#headPos = st.headPos;
+    this.#nextSeq = st.nextSeq;
+    this.#health = st.health;
   }
 }
 
