@@ -10,6 +10,7 @@
  */
 
 import { dirname } from "node:path";
+import { mulberry32 } from "../prng.ts";
 import { Code, LinkdError } from "../errors.ts";
 import {
   DEFAULT_GEOMETRY,
@@ -480,16 +481,4 @@ function readFully(file: Deno.FsFile, into: Uint8Array, path: string): void {
     if (e instanceof LinkdError) throw e;
     throw ioError(`Cannot read flash file ${path}`, e);
   }
-}
-
-/** mulberry32: a small, fast, seeded PRNG; good enough to pick torn states reproducibly. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -2,6 +2,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import nacl from "tweetnacl";
 import { fromHex, toHex, utf8 } from "../bytes.ts";
+import { python, pythonHas, whenPython } from "../../test/support/python.ts";
 import { DERIVED_KEY_BYTES, deriveKey, HMAC_SHA512_BYTES, hmacSha512 } from "./hmac.ts";
 
 const hex = (s: string): Uint8Array => {
@@ -104,37 +105,6 @@ test("deriveKey() refuses an empty label and a label holding U+0000", () => {
 
 // ---- cross-check against Python's hmac and hashlib ----
 
-const PYTHON = "/usr/bin/python3";
-
-async function pythonHas(modules: string): Promise<boolean> {
-  try {
-    const out = await new Deno.Command(PYTHON, {
-      args: ["-c", `import ${modules}`],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return out.success;
-  } catch {
-    return false;
-  }
-}
-
-async function python(script: string, input: unknown): Promise<unknown> {
-  const child = new Deno.Command(PYTHON, {
-    args: ["-c", script],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(utf8.encode(JSON.stringify(input)));
-  await w.close();
-  const out = await child.output();
-  const err = new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`python failed: ${err}`);
-  return JSON.parse(new TextDecoder().decode(out.stdout));
-}
-
 const PY_HMAC = `
 import hashlib, hmac, json, sys
 cases = json.load(sys.stdin)
@@ -147,10 +117,11 @@ for c in cases:
 json.dump(out, sys.stdout)
 `;
 
-const haveHmac = await pythonHas("hmac, hashlib, json");
-if (!haveHmac) console.warn(`SKIPPING Python cross-check: ${PYTHON} with hmac is not available`);
-// On CI the independent implementation must be there: a missing one fails instead of skipping.
-const pyTest = haveHmac || Deno.env.get("CI") ? test : test.skip;
+const pyTest = whenPython(
+  test,
+  await pythonHas("hmac, hashlib, json"),
+  "the Python hmac cross-check",
+);
 
 pyTest("hmacSha512() and deriveKey() match Python's hmac for random lengths", async () => {
   // Key lengths around the 128-byte block edge and beyond, data from empty to several blocks.

@@ -2,27 +2,8 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import nacl from "tweetnacl";
 import { toHex, utf8 } from "../bytes.ts";
-import { type ErrorCode, isLinkdError, LinkdError } from "../errors.ts";
+import { throwsCode } from "../../test/support/assert.ts";
 import { OTP_CHECK_BYTES, OTP_FILE_BYTES, OtpStore, ROOT_KEY_BYTES } from "./otp.ts";
-
-/** Fails the test with `message` (uvu's unreachable, typed as never). */
-function fail(message: string): never {
-  assert.unreachable(message);
-  throw new Error(message);
-}
-
-/** Runs `f`, requires a LinkdError with `code` (and `text` in its message), returns it. */
-function throwsCode(f: () => unknown, code: ErrorCode, text?: string): LinkdError {
-  try {
-    f();
-  } catch (e) {
-    if (!isLinkdError(e)) fail(`not a LinkdError: ${e}`);
-    assert.is(e.code, code, `code of "${e.message}"`);
-    if (text !== undefined) assert.ok(e.message.includes(text), `"${e.message}" mentions ${text}`);
-    return e;
-  }
-  fail(`expected ${code}, nothing was thrown`);
-}
 
 /** Runs `f` with a fresh temp folder, removed afterwards. */
 function inTemp(f: (dir: string) => void): void {

@@ -2,7 +2,9 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import nacl from "tweetnacl";
 import { concat, fromHex, toHex, utf8 } from "../bytes.ts";
-import { type ErrorCode, isLinkdError, LinkdError } from "../errors.ts";
+import { throwsCode } from "../../test/support/assert.ts";
+import { isLinkdError } from "../errors.ts";
+import { python, pythonHas, whenPython } from "../../test/support/python.ts";
 import { deriveKey } from "./hmac.ts";
 import {
   encodeHeader,
@@ -32,25 +34,6 @@ const fixedNonce = (nonce: Uint8Array) => (n: number) => {
   if (n !== NONCE_BYTES) throw new Error(`unexpected random(${n})`);
   return nonce.slice();
 };
-
-/** Fails the test with `message` (uvu's unreachable, typed as never). */
-function fail(message: string): never {
-  assert.unreachable(message);
-  throw new Error(message);
-}
-
-/** Runs `f`, requires a LinkdError with `code` (and `text` in its message), returns it. */
-function throwsCode(f: () => unknown, code: ErrorCode, text?: string): LinkdError {
-  try {
-    f();
-  } catch (e) {
-    if (!isLinkdError(e)) fail(`not a LinkdError: ${e}`);
-    assert.is(e.code, code, `code of "${e.message}"`);
-    if (text !== undefined) assert.ok(e.message.includes(text), `"${e.message}" mentions ${text}`);
-    return e;
-  }
-  fail(`expected ${code}, nothing was thrown`);
-}
 
 test("constants have their documented values", () => {
   assert.is(NONCE_BYTES, 24);
@@ -359,8 +342,6 @@ test("tweetnacl Ed25519 matches the committed python3-nacl vectors", () => {
 
 // ---- the same, computed by python3-nacl at test time ----
 
-const PYTHON = "/usr/bin/python3";
-
 /** The program that made testdata/vectors.json (kept there as "generator"). */
 const PY_SEAL = `import hashlib, hmac, json, struct, sys
 import nacl.secret, nacl.signing
@@ -386,43 +367,16 @@ for c in req["ed25519"]:
                  "signature": sk.sign(bytes.fromhex(c["message"])).signature.hex()})
 json.dump({"seal": seal, "ed25519": sign}, sys.stdout)`;
 
-async function pythonHasNacl(): Promise<boolean> {
-  try {
-    const out = await new Deno.Command(PYTHON, {
-      args: ["-c", "import nacl.secret, nacl.signing, hmac, hashlib"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return out.success;
-  } catch {
-    return false;
-  }
-}
-
-async function python(script: string, input: unknown): Promise<unknown> {
-  const child = new Deno.Command(PYTHON, {
-    args: ["-c", script],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(utf8.encode(JSON.stringify(input)));
-  await w.close();
-  const out = await child.output();
-  if (!out.success) throw new Error(`python failed: ${new TextDecoder().decode(out.stderr)}`);
-  return JSON.parse(new TextDecoder().decode(out.stdout));
-}
-
 type PyOut = {
   seal: { recordKey: string; sealed: string }[];
   ed25519: { publicKey: string; signature: string }[];
 };
 
-const haveNacl = await pythonHasNacl();
-if (!haveNacl) console.warn(`SKIPPING python3-nacl checks: ${PYTHON} cannot import nacl`);
-// On CI the independent implementation must be there: a missing one fails instead of skipping.
-const pyTest = haveNacl || Deno.env.get("CI") ? test : test.skip;
+const pyTest = whenPython(
+  test,
+  await pythonHas("nacl.secret, nacl.signing, hmac, hashlib"),
+  "python3-nacl checks",
+);
 
 test("testdata/vectors.json documents the program that made it", () => {
   assert.is(VECTORS.generator.join("\n"), PY_SEAL);

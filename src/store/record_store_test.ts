@@ -1,5 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { codeOf } from "../../test/support/assert.ts";
 import { equal } from "../bytes.ts";
 import { Code, LinkdError } from "../errors.ts";
 import { NorEmulator } from "../flash/nor_emulator.ts";
@@ -16,16 +17,6 @@ const GEOMETRIES: FlashGeometry[] = [
 function remount(dev: NorEmulator): { dev: NorEmulator; store: RecordStore } {
   const d = NorEmulator.fromImage(dev.image(), dev.geometry);
   return { dev: d, store: RecordStore.mount(d) };
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof LinkdError) return e.code;
-    return `not a LinkdError: ${e}`;
-  }
-  return "no error";
 }
 
 test("RecordStore.mount() on blank flash is empty and healthy", () => {

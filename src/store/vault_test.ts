@@ -1,5 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { codeOf } from "../../test/support/assert.ts";
 import nacl from "tweetnacl";
 import { toHex, utf8 } from "../bytes.ts";
 import { encodeCbor } from "../cbor.ts";
@@ -38,15 +39,6 @@ function token(seed: number): TokenRecord {
     expires_at: 1_700_003_600_000,
     client_id: "amzn1.application-oa2-client.test",
   };
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    return e instanceof LinkdError ? e.code : `not coded: ${e}`;
-  }
-  return "no error";
 }
 
 function contains(hay: Uint8Array, needle: Uint8Array): boolean {

@@ -1,14 +1,7 @@
-/** Deterministic pseudo-random numbers for tests and benchmarks (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../../src/prng.ts";
+
+/** Deterministic pseudo-random numbers for tests and benchmarks. */
+export const prng = mulberry32;
 
 /** `n` deterministic bytes. */
 export function bytesOf(rand: () => number, n: number): Uint8Array {
