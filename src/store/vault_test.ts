@@ -4,7 +4,7 @@ import { codeOf } from "../../test/support/assert.ts";
 import nacl from "tweetnacl";
 import { toHex, utf8 } from "../bytes.ts";
 import { encodeCbor } from "../cbor.ts";
-import { Code, LinkdError } from "../errors.ts";
+import { Code } from "../errors.ts";
 import { NorEmulator } from "../flash/nor_emulator.ts";
 import { signIdentity } from "../provision/identity.ts";
 import { encodeTokenRecord, type TokenRecord } from "../tokens/token_record.ts";
