@@ -77,15 +77,22 @@ export class Device {
         `Cannot open flash ${path}: it is not a regular file, and this build drives emulated parts only; point flash.path at a file`,
       );
     }
-    const flash = NorEmulator.openFile(path, config.flash);
-    let lock: Deno.FsFile | null = null;
+    // Lock first, read after: a second linkd waits here and then sees what the first wrote.
+    let lock: Deno.FsFile;
     try {
-      lock = Deno.openSync(path, { read: true });
+      lock = Deno.openSync(path, { read: true, write: true, create: true });
+    } catch (e) {
+      throw new LinkdError(Code.FLASH_IO, `Cannot open flash ${path}: ${(e as Error).name}`);
+    }
+    let flash: FlashDriver | null = null;
+    try {
       lock.lockSync(true);
+      if (lock.statSync().size === 0) eraseNew(lock, config.flash.size);
+      flash = NorEmulator.openFile(path, config.flash);
       return new Device(config, flash, otp, lock, fx);
     } catch (e) {
-      lock?.close();
-      flash.close();
+      flash?.close();
+      lock.close();
       throw e;
     }
   }
@@ -121,4 +128,13 @@ export class Device {
       }
     }
   }
+}
+
+/** Fills a new, empty emulated part with erased bytes (0xFF). */
+function eraseNew(file: Deno.FsFile, size: number): void {
+  const erased = new Uint8Array(Math.min(size, 1 << 16)).fill(0xff);
+  for (let done = 0; done < size;) {
+    done += file.writeSync(erased.subarray(0, Math.min(erased.length, size - done)));
+  }
+  file.syncDataSync();
 }

@@ -66,6 +66,9 @@ export function statusReport(device: Device): StatusReport {
           r.store.ok = false;
           problems.push(`tokens: ${reason(e)}`);
         }
+      } else if (health.lostKeys.includes(RecordType.IDENTITY)) {
+        r.store.ok = false;
+        problems.push("the identity record is damaged: the device needs repair");
       } else if (device.store.keys().length > 0) {
         problems.push("provisioning was interrupted: run linkd provision again");
       }

@@ -5,7 +5,12 @@
 import { configPath, loadConfig } from "../config.ts";
 import { Device, type DeviceEffects, systemEffects } from "../device.ts";
 import { Code, type ErrorCode, Exit, isLinkdError, LinkdError } from "../errors.ts";
-import { encodeEnvelope, parseLineKey, provisionReport } from "../provision/identity.ts";
+import {
+  checkIdentityInputs,
+  encodeEnvelope,
+  parseLineKey,
+  provisionReport,
+} from "../provision/identity.ts";
 import { provision } from "../provision/provision.ts";
 import { formatStatus, statusReport } from "../status.ts";
 import { RecordType, USER_RECORDS } from "../store/vault.ts";
@@ -91,19 +96,27 @@ function dispatch(argv: readonly string[], io: Io): number {
       const lineSeed = cmd.lineKey === undefined
         ? undefined
         : parseLineKey(readFile(cmd.lineKey, Code.LINE_KEY_MISSING, "line key"), cmd.lineKey);
-      if (cmd.recordOut !== undefined) checkFolder(cmd.recordOut);
+      // Everything the line passed is checked before the device is touched.
+      checkIdentityInputs(cmd.serial, cmd.productId, cmd.clientId);
+      const recordOut = cmd.recordOut;
+      if (recordOut !== undefined) checkFolder(recordOut);
       return withDevice(cmd.config, io, (d) => {
-        const { signed, resumed } = provision(d, {
+        const input = {
           serial: cmd.serial,
           productId: cmd.productId,
           clientId: cmd.clientId,
           ...(lineSeed ? { lineSeed } : {}),
-        }, io.now);
+        };
+        const { signed, resumed } = provision(d, input, io.now, (s) => {
+          if (recordOut !== undefined) writeAtomically(recordOut, encodeEnvelope(s));
+        });
         lineSeed?.fill(0);
-        if (cmd.recordOut !== undefined) writeAtomically(cmd.recordOut, encodeEnvelope(signed));
-        io.out(
-          JSON.stringify({ ...provisionReport(signed), ...(resumed ? { resumed: true } : {}) }),
-        );
+        if (resumed) {
+          io.err(
+            "linkd: note: the OTP held a root key from an interrupted provisioning; it was kept",
+          );
+        }
+        io.out(JSON.stringify(provisionReport(signed)));
         return Exit.OK;
       });
     }

@@ -37,12 +37,23 @@ export interface ProvisionResult {
   readonly resumed: boolean;
 }
 
+/**
+ * Provisions `device`. `beforeCommit` runs with the signed identity just before it is written
+ * (the CLI writes `--record-out` there): if it throws, the device stays unprovisioned.
+ */
 export function provision(
   device: Device,
   input: ProvisionInput,
   now: () => number,
+  beforeCommit: (signed: SignedIdentity) => void = () => {},
 ): ProvisionResult {
   checkIdentityInputs(input.serial, input.productId, input.clientId);
+  if (device.store.health.lostKeys.includes(RecordType.IDENTITY)) {
+    throw new LinkdError(
+      Code.ALREADY_PROVISIONED,
+      "Cannot provision: this device was provisioned and its identity record is damaged; it needs repair, not a second identity; nothing was changed",
+    );
+  }
   const otpState = device.otp.state();
   if (otpState === "programmed" && device.vault().identity() !== null) {
     const id = device.vault().identity()!.identity;
@@ -77,6 +88,7 @@ export function provision(
     provisioned_at: now(),
   };
   const signed = signIdentity(identity, input.lineSeed);
+  beforeCommit(signed);
   vault.writeIdentity(signed);
   device.flash.sync();
   return { signed, resumed };

@@ -95,7 +95,7 @@ export class RecordStore {
   }
 
   get health(): StoreHealth {
-    return { ...this.#health, ...this.#space() };
+    return { ...this.#health, lostKeys: [...this.#health.lostKeys], ...this.#space() };
   }
 
   /** The newest live record of `key`, or null when there is none (or it was deleted). */

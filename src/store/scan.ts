@@ -43,6 +43,8 @@ export interface StoreHealth {
   damagedEntries: number;
   /** Damaged entries that were the newest of their key: data that is gone. */
   lostEntries: number;
+  /** The keys whose newest record is gone. */
+  lostKeys: number[];
 }
 
 export interface IndexEntry {
@@ -96,6 +98,7 @@ export function scanLog(l: Layout, image: Uint8Array): LogState {
     skippedRegions: 0,
     damagedEntries: 0,
     lostEntries: 0,
+    lostKeys: [],
   };
   let head = -1;
   for (let i = 0; i < l.sectors; i++) {
@@ -231,7 +234,10 @@ export function scanLog(l: Layout, image: Uint8Array): LogState {
     p = e;
   }
   for (const [key, seq] of damagedSeq) {
-    if (seq > (index.get(key)?.seq ?? 0)) health.lostEntries++;
+    if (seq > (index.get(key)?.seq ?? 0)) {
+      health.lostEntries++;
+      health.lostKeys.push(key);
+    }
   }
   health.ok = health.lostEntries === 0;
   const notes: string[] = [];
