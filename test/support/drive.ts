@@ -1,0 +1,85 @@
+/**
+ * Driving code that mixes fake time with real I/O (a local HTTP server on 127.0.0.1): time is
+ * moved to the next sleeper's deadline only once no request is in flight, so a test spans hours
+ * of protocol time in a fraction of a second without racing real sockets.
+ */
+import type { Fetch } from "../../src/auth/types.ts";
+import type { FakeClock } from "../../src/clock.ts";
+
+const realSleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface TrackedFetch {
+  fetch: Fetch;
+  /** Requests started and not yet answered (headers and body read). */
+  readonly inflight: number;
+  /** Every request made, in order: path and form fields (for assertions). */
+  readonly log: { at: number; path: string; form: Record<string, string> }[];
+}
+
+/** Wraps `fetch` to count requests in flight and log them with the fake monotonic time. */
+export function trackFetch(clock: FakeClock, inner: Fetch = fetch): TrackedFetch {
+  let inflight = 0;
+  const log: TrackedFetch["log"] = [];
+  const tracked: Fetch = async (input, init) => {
+    inflight++;
+    try {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      const body = typeof init?.body === "string"
+        ? init.body
+        : init?.body instanceof URLSearchParams
+        ? init.body.toString()
+        : "";
+      log.push({
+        at: clock.monotonic(),
+        path: url.pathname,
+        form: Object.fromEntries(new URLSearchParams(body)),
+      });
+      const res = await inner(input, init);
+      // Read the body here, so that "answered" means answered in full.
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      return new Response(bytes, {
+        status: res.status,
+        statusText: res.statusText,
+        headers: res.headers,
+      });
+    } finally {
+      inflight--;
+    }
+  };
+  return {
+    fetch: tracked,
+    get inflight() {
+      return inflight;
+    },
+    log,
+  };
+}
+
+/**
+ * Runs until `until()` holds: lets real I/O settle, then advances fake time to the next
+ * deadline. Fails when nothing is left to wait for, or after `maxMs` of fake time.
+ */
+export async function drive(
+  clock: FakeClock,
+  io: { readonly inflight: number },
+  until: () => boolean,
+  options: { maxMs?: number; label?: string } = {},
+): Promise<void> {
+  const start = clock.monotonic();
+  const maxMs = options.maxMs ?? 6 * 3600_000;
+  const label = options.label ?? "condition";
+  for (;;) {
+    for (let i = 0; i < 250 && io.inflight > 0; i++) await realSleep(2);
+    await realSleep(1);
+    if (until()) return;
+    const next = clock.nextDeadline();
+    if (next === null) {
+      if (io.inflight > 0) continue;
+      throw new Error(`drive: ${label} not reached and nothing is left to wait for`);
+    }
+    if (next - start > maxMs) {
+      throw new Error(`drive: ${label} not reached within ${maxMs / 1000} s of fake time`);
+    }
+    await clock.advance(Math.max(0, next - clock.monotonic()));
+  }
+}
