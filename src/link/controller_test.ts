@@ -1,0 +1,511 @@
+/**
+ * The link controller against the local authorization server over real HTTP on 127.0.0.1,
+ * with fake time: hours of protocol time run in a fraction of a second.
+ */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import nacl from "tweetnacl";
+import { type AuthServer, type ClientConfig, startAuthServer } from "../authserver/server.ts";
+import type { Fetch } from "../auth/types.ts";
+import { FakeClock } from "../clock.ts";
+import type { Dialect } from "../config.ts";
+import { NorEmulator } from "../flash/nor_emulator.ts";
+import { signIdentity } from "../provision/identity.ts";
+import { RecordStore } from "../store/record_store.ts";
+import { RecordType, Vault } from "../store/vault.ts";
+import { decodeTokenRecord, encodeTokenRecord } from "../tokens/token_record.ts";
+import { drive, type TrackedFetch, trackFetch } from "../../test/support/drive.ts";
+import { prng } from "../../test/support/random.ts";
+import type { Capabilities } from "./scope_book.ts";
+import {
+  type AccessToken,
+  LinkController,
+  type LinkOptions,
+  type LinkState,
+  type PairingInfo,
+} from "./controller.ts";
+
+const CLIENT = "amzn1.application-oa2-client.linkdtest";
+
+interface Rig {
+  clock: FakeClock;
+  server: AuthServer;
+  vault: Vault;
+  io: TrackedFetch;
+  ctl: LinkController;
+  states: LinkState[];
+  pairings: (PairingInfo | null)[];
+  tokens: AccessToken[];
+  caps: Capabilities[];
+  /** The sealed token record's refresh token at the moment each token event fired. */
+  sealedAtEvent: string[];
+  last(): LinkState;
+  code(): string;
+  paths(kind: "codepair" | "token"): TrackedFetch["log"];
+  close(): Promise<void>;
+}
+
+interface RigOptions {
+  client?: Partial<ClientConfig>;
+  dialect?: Dialect;
+  scopes?: string[];
+  fallbackScopes?: string[];
+  vault?: Vault;
+  clock?: FakeClock;
+  server?: AuthServer;
+  fetch?: (inner: Fetch) => Fetch;
+  options?: Partial<LinkOptions>;
+}
+
+function newVault(): Vault {
+  const vault = new Vault(
+    RecordStore.mount(NorEmulator.memory()),
+    nacl.randomBytes(32),
+    (n) => nacl.randomBytes(n),
+  );
+  vault.writeIdentity(signIdentity({
+    serial: "SN-LINK-1",
+    product_id: "speaker",
+    client_id: CLIENT,
+    device_public_key: new Uint8Array(32),
+    provisioned_at: Date.UTC(2026, 10, 1),
+  }));
+  return vault;
+}
+
+function rig(o: RigOptions = {}): Rig {
+  const clock = o.clock ?? new FakeClock();
+  const server = o.server ??
+    startAuthServer({ clock, clients: [{ clientId: CLIENT, ...o.client }] });
+  const vault = o.vault ?? newVault();
+  const inner: Fetch = o.fetch ? o.fetch(fetch) : fetch;
+  const io = trackFetch(clock, inner);
+  const dialect = o.dialect ?? "lwa";
+  const ends = dialect === "lwa" ? server.lwa : server.rfc8628;
+  const r = {
+    clock,
+    server,
+    vault,
+    io,
+    states: [] as LinkState[],
+    pairings: [] as (PairingInfo | null)[],
+    tokens: [] as AccessToken[],
+    caps: [] as Capabilities[],
+    sealedAtEvent: [] as string[],
+  } as Rig;
+  r.ctl = new LinkController({
+    vault,
+    identity: { clientId: CLIENT, productId: "speaker", serial: "SN-LINK-1" },
+    auth: {
+      dialect,
+      codepairUrl: ends.codepairUrl,
+      tokenUrl: ends.tokenUrl,
+      scopes: o.scopes ?? ["alexa:all"],
+      fallbackScopes: o.fallbackScopes ?? ["alexa:all"],
+    },
+    fetch: io.fetch,
+    clock,
+    random: prng(7),
+    listener: {
+      state: (s) => r.states.push(s),
+      pairing: (p) => r.pairings.push(p),
+      token: (t) => {
+        r.tokens.push(t);
+        const sealed = vault.get(RecordType.TOKENS);
+        r.sealedAtEvent.push(sealed ? decodeTokenRecord(sealed).refresh_token : "");
+      },
+      capabilities: (c) => r.caps.push(c),
+    },
+    ...o.options,
+  });
+  r.last = () => r.states[r.states.length - 1] ?? r.ctl.state;
+  r.code = () => {
+    const p = [...r.pairings].reverse().find((x) => x !== null);
+    if (!p) throw new Error("no code shown");
+    return p.user_code;
+  };
+  r.paths = (kind) =>
+    io.log.filter((l) =>
+      kind === "codepair" ? /codepair|device_authorization/.test(l.path) : /token/.test(l.path)
+    );
+  r.close = async () => {
+    await r.ctl.stop();
+    if (!o.server) await server.close();
+  };
+  return r;
+}
+
+const isState = (r: Rig, s: LinkState["state"]) => () => r.ctl.state.state === s;
+
+test("LinkController pairs at boot, seals the tokens, then announces them", async () => {
+  const r = rig();
+  await r.ctl.start();
+  await drive(r.clock, r.io, () => r.pairings.some((p) => p !== null), { label: "a code" });
+  assert.is(r.ctl.state.state, "pairing");
+  const shown = r.pairings.find((p) => p !== null)!;
+  assert.match(shown.user_code, /^[A-Z]{6}$/);
+  assert.is(shown.expires_in, 600);
+  assert.is(shown.interval, 5);
+  assert.ok(shown.verification_uri.startsWith(r.server.url));
+  assert.is(r.server.state.approve(shown.user_code), true);
+  await drive(r.clock, r.io, isState(r, "linked"), { label: "linked" });
+  assert.is(r.tokens.length, 1);
+  assert.match(r.tokens[0]!.access_token, /^Atza\|/);
+  assert.is(r.tokens[0]!.expires_in, 3600);
+  assert.equal(r.tokens[0]!.scopes, ["alexa:all"]);
+  assert.is(r.pairings[r.pairings.length - 1], null, "the code is taken down");
+  const sealed = decodeTokenRecord(r.vault.get(RecordType.TOKENS)!);
+  assert.match(sealed.refresh_token, /^Atzr\|/);
+  assert.is(r.sealedAtEvent[0], sealed.refresh_token, "sealed before announced");
+  // Polls kept the server's interval: never faster than 5 s.
+  const polls = r.paths("token");
+  for (let i = 1; i < polls.length; i++) assert.ok(polls[i]!.at - polls[i - 1]!.at >= 5000);
+  assert.equal(
+    Object.keys(polls[0]!.form).sort(),
+    ["device_code", "grant_type", "user_code"],
+    "LWA poll",
+  );
+  await r.close();
+});
+
+test("LinkController follows slow_down: 5 s more for this and every later poll", async () => {
+  const r = rig();
+  await r.ctl.start();
+  await drive(r.clock, r.io, () => r.paths("token").length >= 2, { label: "two polls" });
+  r.server.state.setFault({ kind: "slow_down", count: 2 });
+  await drive(r.clock, r.io, () => r.paths("token").length >= 6, { label: "six polls" });
+  const at = r.paths("token").map((l) => l.at);
+  const gaps = at.slice(1).map((t, i) => t - at[i]!);
+  assert.equal(gaps.slice(0, 5), [5000, 5000, 10000, 15000, 15000], `gaps ${gaps}`);
+  await r.close();
+});
+
+test("LinkController renews an expired code twice, then waits unlinked for pair()", async () => {
+  const r = rig({ client: { codeLifetime: 60 } });
+  await r.ctl.start();
+  await drive(
+    r.clock,
+    r.io,
+    () => r.ctl.state.state === "unlinked" && r.paths("codepair").length >= 3,
+    {
+      label: "given up",
+    },
+  );
+  assert.is(r.paths("codepair").length, 3, "first code and two renewals");
+  assert.is(r.ctl.state.error?.code, "code_expired");
+  assert.is(r.pairings[r.pairings.length - 1], null);
+  const requests = r.io.log.length;
+  await r.clock.advance(3600_000);
+  assert.is(r.io.log.length, requests, "no request while waiting for the user");
+  await r.ctl.pair();
+  await drive(r.clock, r.io, isState(r, "pairing"), { label: "pairing again" });
+  assert.is(r.paths("codepair").length, 4);
+  await r.close();
+});
+
+test("LinkController ends a declined link unlinked with access_denied", async () => {
+  const r = rig();
+  await r.ctl.start();
+  await drive(r.clock, r.io, isState(r, "pairing"));
+  r.server.state.deny(r.code());
+  await drive(r.clock, r.io, isState(r, "unlinked"), { label: "unlinked" });
+  assert.is(r.ctl.state.error?.code, "access_denied");
+  assert.is(r.vault.get(RecordType.TOKENS), null);
+  await r.close();
+});
+
+test("LinkController refreshes 10 minutes ahead, rotating the refresh token sealed first", async () => {
+  const r = rig();
+  await r.ctl.start();
+  await drive(r.clock, r.io, isState(r, "pairing"));
+  r.server.state.approve(r.code());
+  await drive(r.clock, r.io, isState(r, "linked"));
+  const linkedAt = r.clock.monotonic();
+  await drive(r.clock, r.io, () => r.tokens.length >= 3, { label: "two refreshes" });
+  const refreshes = r.io.log.filter((l) => l.form.grant_type === "refresh_token");
+  assert.is(refreshes.length, 2);
+  assert.is(refreshes[0]!.at - linkedAt, 3000_000, "at 50 minutes of a 60-minute token");
+  assert.is(refreshes[0]!.form.client_id, CLIENT);
+  assert.is.not(r.tokens[1]!.access_token, r.tokens[0]!.access_token);
+  assert.is.not(r.sealedAtEvent[1], r.sealedAtEvent[0], "a new refresh token");
+  assert.is(decodeTokenRecord(r.vault.get(RecordType.TOKENS)!).refresh_token, r.sealedAtEvent[2]);
+  await r.close();
+});
+
+test("LinkController refreshes short-lived tokens at three quarters of their life", async () => {
+  const r = rig({ client: { tokenLifetime: 60 } });
+  await r.ctl.start();
+  await drive(r.clock, r.io, isState(r, "pairing"));
+  r.server.state.approve(r.code());
+  await drive(r.clock, r.io, isState(r, "linked"));
+  const t0 = r.clock.monotonic();
+  await drive(r.clock, r.io, () => r.tokens.length >= 2);
+  const refresh = r.io.log.find((l) => l.form.grant_type === "refresh_token")!;
+  assert.is(refresh.at - t0, 45_000);
+  await r.close();
+});
+
+test("LinkController rides out an hour-long outage: bounded requests, still linked, heals", async () => {
+  const r = rig();
+  await r.ctl.start();
+  await drive(r.clock, r.io, isState(r, "pairing"));
+  r.server.state.approve(r.code());
+  await drive(r.clock, r.io, isState(r, "linked"));
+  await r.clock.advance(3000_000 - 1000); // just before the refresh is due
+  r.server.state.setFault({ kind: "status", status: 503 });
+  const before = r.io.log.length;
+  const t0 = r.clock.monotonic();
+  await drive(r.clock, r.io, () => r.clock.monotonic() - t0 >= 3600_000, {
+    label: "an hour",
+    maxMs: 3700_000,
+  });
+  const during = r.io.log.filter((l) => l.at >= t0 && l.at < t0 + 3600_000).length;
+  console.log(`  ${during} refresh requests during a 1-hour outage`);
+  assert.ok(during <= 31, `${during} requests`);
+  assert.ok(during >= 10, "it kept trying");
+  assert.is(r.ctl.state.state, "linked", "transport errors never unlink");
+  assert.is(r.ctl.state.error?.code, "server_error");
+  assert.ok(r.io.log.length > before);
+  r.server.state.setFault(null);
+  const n = r.tokens.length;
+  await drive(r.clock, r.io, () => r.tokens.length > n, { label: "healed", maxMs: 600_000 });
+  assert.is(r.ctl.state.error, undefined);
+  await r.close();
+});
+
+test("LinkController keeps serving a valid token while refreshes fail", async () => {
+  const r = rig();
+  await r.ctl.start();
+  await drive(r.clock, r.io, isState(r, "pairing"));
+  r.server.state.approve(r.code());
+  await drive(r.clock, r.io, isState(r, "linked"));
+  r.server.state.setFault({ kind: "hang" });
+  await r.clock.advance(3300_000); // refresh due at 3000 s; hung requests time out
+  await drive(r.clock, r.io, () => r.ctl.state.error !== undefined, { label: "an error" });
+  const t = r.ctl.currentToken();
+  assert.ok(t, "the token is still served");
+  assert.ok(t!.expires_in > 0 && t!.expires_in <= 300, `${t!.expires_in}`);
+  await r.close();
+});
+
+test("LinkController: invalid_grant (deregistered) wipes the tokens and waits unlinked", async () => {
+  const r = rig();
+  await r.ctl.start();
+  await drive(r.clock, r.io, isState(r, "pairing"));
+  r.server.state.approve(r.code());
+  await drive(r.clock, r.io, isState(r, "linked"));
+  r.server.state.revokeClient(CLIENT);
+  await drive(r.clock, r.io, isState(r, "unlinked"), { label: "unlinked" });
+  assert.is(r.ctl.state.error?.code, "invalid_grant");
+  assert.is(r.vault.get(RecordType.TOKENS), null, "tokens wiped");
+  assert.is(r.ctl.currentToken(), null);
+  await r.clock.advance(7200_000);
+  assert.is(r.ctl.state.state, "unlinked", "waits for the user");
+  await r.close();
+});
+
+test("LinkController finds refused scopes with one probe each, links with the rest, reports why", async () => {
+  const wanted = ["alexa:all", "music::library:read", "music::catalog"];
+  const r = rig({ scopes: wanted });
+  await r.ctl.start();
+  await drive(r.clock, r.io, isState(r, "pairing"), { label: "pairing" });
+  const asks = r.paths("codepair").map((l) => l.form.scope);
+  assert.equal(asks, [
+    wanted.join(" "),
+    "alexa:all",
+    "music::library:read",
+    "music::catalog",
+    "alexa:all",
+  ]);
+  r.server.state.approve(r.code());
+  await drive(r.clock, r.io, isState(r, "linked"));
+  assert.equal(r.ctl.capabilities, {
+    granted: ["alexa:all"],
+    denied: [
+      { scope: "music::library:read", reason: "unknown_scope" },
+      { scope: "music::catalog", reason: "unknown_scope" },
+    ],
+  });
+  assert.equal(r.tokens[0]!.scopes, ["alexa:all"]);
+  // A reboot remembers: it asks for what works, with no probe.
+  await r.ctl.stop();
+  const again = rig({ scopes: wanted, vault: r.vault, clock: r.clock, server: r.server });
+  await again.ctl.start();
+  assert.is(again.ctl.state.state, "linked");
+  assert.equal(again.ctl.capabilities.denied.map((d) => d.reason), [
+    "unknown_scope",
+    "unknown_scope",
+  ]);
+  // The day Amazon enables a scope, the daily look notices, and a re-link grants it.
+  r.server.state.enableScope(CLIENT, "music::library:read");
+  await drive(
+    r.clock,
+    again.io,
+    () => again.caps.some((c) => c.denied.some((d) => d.reason === "available_after_relink")),
+    {
+      label: "noticed",
+      maxMs: 25 * 3600_000,
+    },
+  );
+  assert.equal(again.ctl.capabilities.denied, [
+    { scope: "music::library:read", reason: "available_after_relink" },
+    { scope: "music::catalog", reason: "unknown_scope" },
+  ]);
+  await again.ctl.pair();
+  await drive(
+    r.clock,
+    again.io,
+    () => again.ctl.state.state === "pairing" && again.pairings.at(-1) !== null,
+  );
+  again.server.state.approve(again.code());
+  await drive(
+    r.clock,
+    again.io,
+    () => again.tokens.length >= 2 && again.ctl.state.state === "linked",
+  );
+  assert.equal(again.ctl.capabilities.granted, ["alexa:all", "music::library:read"]);
+  assert.equal(again.ctl.capabilities.denied, [{
+    scope: "music::catalog",
+    reason: "unknown_scope",
+  }]);
+  await again.ctl.stop();
+  await r.server.close();
+});
+
+test("LinkController links with the fallback scopes when every wanted scope is refused", async () => {
+  const r = rig({ scopes: ["music::library:read"], fallbackScopes: ["alexa:all"] });
+  await r.ctl.start();
+  await drive(r.clock, r.io, isState(r, "pairing"));
+  assert.equal(r.paths("codepair").map((l) => l.form.scope), ["music::library:read", "alexa:all"]);
+  r.server.state.approve(r.code());
+  await drive(r.clock, r.io, isState(r, "linked"));
+  assert.equal(r.ctl.capabilities, {
+    granted: ["alexa:all"],
+    denied: [{ scope: "music::library:read", reason: "unknown_scope" }],
+  });
+  await r.close();
+});
+
+test("LinkController boots from a sealed valid token without touching the network", async () => {
+  const clock = new FakeClock();
+  const vault = newVault();
+  vault.put(
+    RecordType.TOKENS,
+    encodeTokenRecord({
+      access_token: "Atza|sealed",
+      refresh_token: "Atzr|sealed",
+      token_type: "bearer",
+      scopes: ["alexa:all"],
+      expires_in: 3600,
+      obtained_at: clock.now() - 600_000,
+      expires_at: clock.now() + 3000_000,
+      client_id: CLIENT,
+    }),
+  );
+  const r = rig({ vault, clock });
+  await r.ctl.start();
+  assert.is(r.ctl.state.state, "linked");
+  assert.is(r.tokens.length, 1);
+  assert.is(r.tokens[0]!.access_token, "Atza|sealed");
+  assert.is(r.tokens[0]!.expires_in, 3000);
+  await new Promise((res) => setTimeout(res, 20));
+  assert.is(r.io.log.length, 0, "no request at boot");
+  await r.close();
+});
+
+test("LinkController boots with an expired sealed token: refreshes first, announces after", async () => {
+  const clock = new FakeClock();
+  const r0 = rig({ clock });
+  await r0.ctl.start();
+  await drive(clock, r0.io, isState(r0, "pairing"));
+  r0.server.state.approve(r0.code());
+  await drive(clock, r0.io, isState(r0, "linked"));
+  await r0.ctl.stop();
+  clock.setWall(clock.now() + 5 * 3600_000); // powered off for five hours
+  const r = rig({ clock, vault: r0.vault, server: r0.server });
+  await r.ctl.start();
+  assert.is(r.tokens.length, 0, "an expired token is not announced");
+  await drive(clock, r.io, () => r.tokens.length === 1, { label: "refreshed" });
+  assert.is(r.io.log.length, 1, "one refresh");
+  assert.is(r.io.log[0]!.form.grant_type, "refresh_token");
+  await r.close();
+  await r0.server.close();
+});
+
+test("LinkController: a clock years off at boot only changes *_at; clock_unset heals when time is set", async () => {
+  const clock = new FakeClock({ wall: Date.UTC(1970, 0, 2) });
+  // TLS with a clock years off: the certificate is "not yet valid".
+  const tlsFails: (inner: Fetch) => Fetch = (inner) => (input, init) =>
+    clock.now() < Date.UTC(2026, 0, 1)
+      ? Promise.reject(
+        new TypeError("fetch failed", {
+          cause: new Error("client error (Connect): invalid peer certificate: NotValidYet"),
+        }),
+      )
+      : inner(input, init);
+  const r = rig({ clock, fetch: tlsFails });
+  await r.ctl.start();
+  await drive(clock, r.io, () => r.ctl.state.error?.code === "clock_unset", {
+    label: "clock_unset",
+  });
+  assert.is(r.ctl.state.state, "error");
+  const tries = r.io.log.length;
+  clock.setWall(Date.UTC(2026, 10, 24, 12)); // NTP sets the time
+  const t0 = clock.monotonic();
+  await drive(clock, r.io, isState(r, "pairing"), { label: "pairing after time sync" });
+  assert.ok(clock.monotonic() - t0 <= 5000, "retried within 5 s of the clock moving");
+  assert.ok(r.io.log.length > tries);
+  const p = r.pairings.find((x) => x !== null)!;
+  assert.ok(
+    Math.abs(p.expires_at - (Date.UTC(2026, 10, 24, 12) + 600_000)) < 10_000,
+    "expires_at by the new clock",
+  );
+  await r.close();
+});
+
+test("LinkController.logout() and stop() cancel a poll and a hung request at once", async () => {
+  const r = rig();
+  await r.ctl.start();
+  await drive(r.clock, r.io, isState(r, "pairing"));
+  r.server.state.setFault({ kind: "hang" });
+  await r.clock.advance(5000); // a poll starts and hangs
+  await new Promise((res) => setTimeout(res, 20));
+  const t0 = performance.now();
+  await r.ctl.logout();
+  assert.ok(performance.now() - t0 < 1000, "logout does not wait for the request");
+  assert.is(r.ctl.state.state, "unlinked");
+  assert.is(r.pairings.at(-1), null);
+  const n = r.io.log.length;
+  await r.clock.advance(600_000);
+  assert.is(r.io.log.length, n, "nothing polls after logout");
+  await r.close();
+});
+
+test("LinkController keeps polling through server errors: transport failures never unlink", async () => {
+  const r = rig();
+  await r.ctl.start();
+  await drive(r.clock, r.io, isState(r, "pairing"));
+  r.server.state.setFault({ kind: "status", status: 500, count: 3, path: "token" });
+  await drive(r.clock, r.io, () => r.paths("token").length >= 4);
+  assert.is(r.ctl.state.state, "pairing");
+  r.server.state.approve(r.code());
+  await drive(r.clock, r.io, isState(r, "linked"));
+  await r.close();
+});
+
+test("LinkController speaks RFC 8628: URN grant, client_id on polls, the complete URI shown", async () => {
+  const r = rig({ dialect: "rfc8628" });
+  await r.ctl.start();
+  await drive(r.clock, r.io, isState(r, "pairing"));
+  const p = r.pairings.find((x) => x !== null)!;
+  assert.match(p.user_code, /^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/);
+  assert.ok(p.verification_uri_complete?.includes("user_code="));
+  r.server.state.approve(p.user_code.toLowerCase().replace("-", ""));
+  await drive(r.clock, r.io, isState(r, "linked"));
+  const poll = r.paths("token")[0]!;
+  assert.is(poll.form.grant_type, "urn:ietf:params:oauth:grant-type:device_code");
+  assert.is(poll.form.client_id, CLIENT);
+  await r.close();
+});
+
+test.run();
