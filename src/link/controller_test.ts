@@ -73,6 +73,13 @@ function newVault(): Vault {
   return vault;
 }
 
+/** Every rig a test opened; closed after each test, passed or failed. */
+const open = new Set<Rig>();
+test.after.each(async () => {
+  for (const r of open) await r.close();
+  open.clear();
+});
+
 function rig(o: RigOptions = {}): Rig {
   const clock = o.clock ?? new FakeClock();
   const server = o.server ??
@@ -128,10 +135,15 @@ function rig(o: RigOptions = {}): Rig {
     io.log.filter((l) =>
       kind === "codepair" ? /codepair|device_authorization/.test(l.path) : /token/.test(l.path)
     );
+  let closed = false;
   r.close = async () => {
+    if (closed) return;
+    closed = true;
+    open.delete(r);
     await r.ctl.stop();
     if (!o.server) await server.close();
   };
+  open.add(r);
   return r;
 }
 
