@@ -52,8 +52,9 @@ export function geometryProblem(g: FlashGeometry): string | null {
   if (!pow2(g.pageSize) || g.pageSize < g.writeSize) {
     return "pageSize must be a power of two of at least writeSize";
   }
-  if (!pow2(g.eraseSize) || g.eraseSize < g.pageSize || g.eraseSize > 1 << 20) {
-    return "eraseSize must be a power of two between pageSize and 1 MiB";
+  // The store's sector header keeps offsets in 16 bits: sectors of up to 64 KiB (NOR: 4 KiB).
+  if (!pow2(g.eraseSize) || g.eraseSize < g.pageSize || g.eraseSize > 1 << 16) {
+    return "eraseSize must be a power of two between pageSize and 64 KiB";
   }
   if (!Number.isInteger(g.size) || g.size <= 0 || g.size % g.eraseSize !== 0) {
     return "size must be a positive multiple of eraseSize";

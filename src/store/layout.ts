@@ -26,6 +26,8 @@ export const NO_ENTRY = 0xffff;
 export const ENTRY_MAGIC = 0x4c45; // "LE"
 export const COMMIT_MAGIC = 0x434d5421; // "CMT!"
 export const FLAG_TOMBSTONE = 0x01;
+/** A marker for a record whose newest entry was found damaged (no payload). */
+export const FLAG_DAMAGED = 0x02;
 export const SECTOR_HEADER_BYTES = 16;
 export const RETIRE_BYTES = 4;
 export const ENTRY_HEADER_BYTES = 24;

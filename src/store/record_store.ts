@@ -14,12 +14,13 @@
  */
 import { crc32, isErased } from "../bytes.ts";
 import { Code, isLinkdError, LinkdError } from "../errors.ts";
-import type { FlashDriver } from "../flash/driver.ts";
+import type { FlashDriver, FlashGeometry } from "../flash/driver.ts";
 import {
   encodeCommit,
   encodeEntryHeader,
   encodeSectorHeader,
   ENTRY_HEADER_BYTES,
+  FLAG_DAMAGED,
   FLAG_TOMBSTONE,
   Layout,
   MAX_SEQ,
@@ -71,6 +72,7 @@ export class RecordStore {
   #nextSeq = 1;
   #health!: StoreHealth;
   #broken: LinkdError | null = null;
+  readonly #liveLimitBytes: number;
 
   private constructor(flash: FlashDriver) {
     this.#flash = flash;
@@ -81,10 +83,9 @@ export class RecordStore {
         "Cannot use flash: sectors are too small for the store",
       );
     }
-    this.maxPayload = Math.min(
-      MAX_PAYLOAD_ABSOLUTE,
-      Math.floor(this.#liveLimit() / 2) - this.layout.entryExtent(0),
-    );
+    const cap = storeCapacity(flash.geometry);
+    this.maxPayload = cap.maxPayload;
+    this.#liveLimitBytes = cap.liveLimit;
   }
 
   /** Mounts the store on `flash`: scans it once and rebuilds the index. Never writes. */
@@ -94,19 +95,39 @@ export class RecordStore {
     return s;
   }
 
+  /** What mount found, with the damaged markers and space as they are now. */
   get health(): StoreHealth {
-    return { ...this.#health, lostKeys: [...this.#health.lostKeys], ...this.#space() };
+    const lostKeys = [...this.#index.values()].filter((e) => e.flags & FLAG_DAMAGED).map((e) =>
+      e.key
+    )
+      .sort((a, b) => a - b);
+    return {
+      ...this.#health,
+      lostKeys,
+      lostEntries: lostKeys.length,
+      ok: lostKeys.length === 0 && !this.#health.unknownLoss,
+      ...this.#space(),
+    };
   }
 
-  /** The newest live record of `key`, or null when there is none (or it was deleted). */
+  /**
+   * The newest live record of `key`, or null when there is none (or it was deleted).
+   * STORE_CORRUPT when its newest entry was damaged: an older value is never returned instead.
+   */
   get(key: number): StoredRecord | null {
     checkKey(key);
     const e = this.#index.get(key);
     if (!e || e.flags & FLAG_TOMBSTONE) return null;
+    if (e.flags & FLAG_DAMAGED) {
+      throw new LinkdError(
+        Code.STORE_CORRUPT,
+        `Cannot read record ${key}: its newest copy is damaged on flash; write or delete it again`,
+      );
+    }
     return { key, seq: e.seq, data: e.data.slice() };
   }
 
-  /** Keys that hold a live record. */
+  /** Keys that hold a live record (damaged ones included: present, but unreadable). */
   keys(): number[] {
     return [...this.#index.values()].filter((e) => !(e.flags & FLAG_TOMBSTONE)).map((e) => e.key)
       .sort((a, b) => a - b);
@@ -220,7 +241,7 @@ export class RecordStore {
 
   /** Half the partition minus working room: what the live records may take at most. */
   #liveLimit(): number {
-    return Math.floor(((this.layout.sectors - 3) * this.layout.dataSize) / 2);
+    return this.#liveLimitBytes;
   }
 
   #liveBytes(): number {
@@ -281,10 +302,14 @@ export class RecordStore {
       this.stats.recordsCopied++;
     }
     const idx = this.#indexOf(this.#tailSeq);
-    this.#programSpan(
-      idx * this.layout.sectorSize + this.layout.retireOffset,
-      new Uint8Array(this.layout.retireSpan), // all zero: retired
-    );
+    const retireAt = idx * this.layout.sectorSize + this.layout.retireOffset;
+    if (isErased(this.#flash.read(retireAt, this.layout.retireSpan))) {
+      this.#programSpan(retireAt, new Uint8Array(this.layout.retireSpan)); // all zero: retired
+    } else {
+      // A retire cut short by power loss left some bits cleared: they cannot be programmed
+      // again, and everything live in the sector is copied already, so erase it instead.
+      this.#flash.erase(idx);
+    }
     this.#flash.sync();
     this.#chain.delete(this.#tailSeq);
     this.#tailSeq++;
@@ -399,4 +424,20 @@ function checkKey(key: number): void {
   if (!Number.isInteger(key) || key < MIN_KEY || key > MAX_KEY) {
     throw new RangeError(`Record key must be an integer from ${MIN_KEY} to ${MAX_KEY}, got ${key}`);
   }
+}
+
+/**
+ * What a partition of this geometry holds: the largest record, and the most all live records
+ * may take together (half the partition less working room, so reclaim always has space).
+ */
+export function storeCapacity(geometry: FlashGeometry): { maxPayload: number; liveLimit: number } {
+  const l = new Layout(geometry);
+  const liveLimit = Math.floor(((l.sectors - 3) * l.dataSize) / 2);
+  return {
+    liveLimit,
+    maxPayload: Math.max(
+      0,
+      Math.min(MAX_PAYLOAD_ABSOLUTE, Math.floor(liveLimit / 2) - l.entryExtent(0)),
+    ),
+  };
 }
