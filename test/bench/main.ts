@@ -5,6 +5,7 @@
 import { storeFigures } from "./store_bench.ts";
 import { sealFigures } from "./seal_bench.ts";
 import { provisionFigures } from "./provision_bench.ts";
+import { linkFigures } from "./link_bench.ts";
 
 export interface Row {
   area: string;
@@ -19,6 +20,7 @@ const t0 = performance.now();
 rows.push(...storeFigures());
 rows.push(...sealFigures());
 rows.push(...provisionFigures());
+rows.push(...(await linkFigures()));
 
 const head: Row = { area: "area", metric: "metric", value: "value", goal: "goal" };
 const width = (k: keyof Row) => Math.max(...[head, ...rows].map((r) => String(r[k]).length));

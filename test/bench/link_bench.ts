@@ -1,0 +1,152 @@
+/**
+ * Link figures: how soon after the user approves the tokens are sealed in flash (real time,
+ * real HTTP against the local authorization server), and how many requests an hour-long outage
+ * costs (fake time: an hour in a moment, the same code path).
+ */
+import nacl from "tweetnacl";
+import { startAuthServer } from "../../src/authserver/server.ts";
+import { FakeClock, systemClock } from "../../src/clock.ts";
+import { NorEmulator } from "../../src/flash/nor_emulator.ts";
+import { LinkController } from "../../src/link/controller.ts";
+import { signIdentity } from "../../src/provision/identity.ts";
+import { RecordStore } from "../../src/store/record_store.ts";
+import { RecordType, Vault } from "../../src/store/vault.ts";
+import { drive, trackFetch } from "../support/drive.ts";
+import { prng } from "../support/random.ts";
+import type { Row } from "./main.ts";
+
+const CLIENT = "amzn1.application-oa2-client.bench";
+
+function vault(): Vault {
+  const v = new Vault(
+    RecordStore.mount(NorEmulator.memory()),
+    nacl.randomBytes(32),
+    (n) => nacl.randomBytes(n),
+  );
+  v.writeIdentity(signIdentity({
+    serial: "SN-BENCH-LINK",
+    product_id: "speaker",
+    client_id: CLIENT,
+    device_public_key: new Uint8Array(32),
+    provisioned_at: Date.now(),
+  }));
+  return v;
+}
+
+/** Approves at a random moment of a poll interval and times until the tokens are sealed. */
+async function approvalToSealed(intervalS: number, samples: number): Promise<number[]> {
+  const server = startAuthServer({ clients: [{ clientId: CLIENT, interval: intervalS }] });
+  const delays: number[] = [];
+  const rand = prng(3);
+  try {
+    for (let i = 0; i < samples; i++) {
+      const v = vault();
+      let sealedAt = 0;
+      let code = "";
+      let resolveLinked: () => void = () => {};
+      const linked = new Promise<void>((r) => (resolveLinked = r));
+      const ctl = new LinkController({
+        vault: v,
+        identity: { clientId: CLIENT, productId: "speaker", serial: "SN-BENCH-LINK" },
+        auth: {
+          dialect: "lwa",
+          codepairUrl: server.lwa.codepairUrl,
+          tokenUrl: server.lwa.tokenUrl,
+          scopes: ["alexa:all"],
+          fallbackScopes: ["alexa:all"],
+        },
+        fetch,
+        clock: systemClock,
+        random: Math.random,
+        listener: {
+          pairing: (p) => p && (code = p.user_code),
+          token: () => {
+            if (v.store.get(RecordType.TOKENS)) sealedAt = performance.now();
+            resolveLinked();
+          },
+        },
+      });
+      await ctl.start();
+      while (!code) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 200 + rand() * intervalS * 1000));
+      const approvedAt = performance.now();
+      server.state.approve(code);
+      await linked;
+      delays.push(sealedAt - approvedAt);
+      await ctl.stop();
+    }
+  } finally {
+    await server.close();
+  }
+  return delays;
+}
+
+/** Requests a linked speaker makes during a one-hour outage of the token endpoint. */
+async function outageRequests(): Promise<number> {
+  const clock = new FakeClock();
+  const server = startAuthServer({ clock, clients: [{ clientId: CLIENT }] });
+  const io = trackFetch(clock);
+  let code = "";
+  const ctl = new LinkController({
+    vault: vault(),
+    identity: { clientId: CLIENT, productId: "speaker", serial: "SN-BENCH-LINK" },
+    auth: {
+      dialect: "lwa",
+      codepairUrl: server.lwa.codepairUrl,
+      tokenUrl: server.lwa.tokenUrl,
+      scopes: ["alexa:all"],
+      fallbackScopes: ["alexa:all"],
+    },
+    fetch: io.fetch,
+    clock,
+    random: Math.random,
+    listener: { pairing: (p) => p && (code = p.user_code) },
+  });
+  try {
+    await ctl.start();
+    await drive(clock, io, () => code !== "");
+    server.state.approve(code);
+    await drive(clock, io, () => ctl.state.state === "linked");
+    await clock.advance(3000_000 - 1000);
+    server.state.setFault({ kind: "status", status: 503 });
+    const t0 = clock.monotonic();
+    await drive(clock, io, () => clock.monotonic() - t0 >= 3600_000, { maxMs: 3700_000 });
+    return io.log.filter((l) => l.at >= t0 && l.at < t0 + 3600_000).length;
+  } finally {
+    await ctl.stop();
+    await server.close();
+  }
+}
+
+export async function linkFigures(): Promise<Row[]> {
+  const interval = 1;
+  const delays = (await approvalToSealed(interval, 6)).sort((a, b) => a - b);
+  const worst = delays[delays.length - 1]!;
+  const median = delays[Math.floor(delays.length / 2)]!;
+  const outage = [];
+  for (let i = 0; i < 5; i++) outage.push(await outageRequests());
+  const most = Math.max(...outage);
+  return [
+    {
+      area: "link",
+      metric:
+        `approval to tokens sealed, median (ms; poll interval ${interval} s, ${delays.length} runs)`,
+      value: median.toFixed(0),
+      goal: "",
+    },
+    {
+      area: "link",
+      metric: "approval to tokens sealed, worst (ms)",
+      value: worst.toFixed(0),
+      goal: `<= ${interval * 1000 + 50}`,
+      met: worst <= interval * 1000 + 50,
+    },
+    {
+      area: "link",
+      metric: "requests during a 1-hour outage (most of 5 runs, random jitter)",
+      value: String(most),
+      goal: "<= 70",
+      met: most <= 70,
+    },
+  ];
+}
