@@ -12,7 +12,10 @@
  */
 import { dirname, resolve } from "node:path";
 import { Code, LinkdError } from "./errors.ts";
+import { readAtMost } from "./files.ts";
 import { DEFAULT_GEOMETRY, type FlashGeometry, geometryProblem } from "./flash/driver.ts";
+import { Layout } from "./store/layout.ts";
+import { storeCapacity } from "./store/record_store.ts";
 
 export type Dialect = "lwa" | "rfc8628";
 export type Region = "na" | "eu" | "fe";
@@ -37,6 +40,16 @@ export const MAX_CONFIG_BYTES = 1 << 20;
 
 /** Most scopes one list may name. */
 export const MAX_SCOPES = 32;
+
+/**
+ * The largest record linkd writes: a sealed token record (two tokens of up to 4096 bytes,
+ * its other fields, and the seal's overhead). The flash must hold a record of this size.
+ */
+export const MIN_RECORD_BYTES = 9216;
+/** Room that all of linkd's live records (identity, device key, tokens, scopes) need together. */
+export const MIN_LIVE_BYTES = 16384;
+/** Largest partition geometryProblem() accepts. */
+const MAX_FLASH_BYTES = 1 << 28;
 
 export interface FlashConfig extends FlashGeometry {
   /** Absolute path of the flash partition (an MTD device or a regular file emulating one). */
@@ -120,16 +133,27 @@ export function configPath(
   return DEFAULT_CONFIG_PATH;
 }
 
-/** Reads and parses the config file at `path`. */
+/**
+ * Reads and parses the config file at `path`. At most MAX_CONFIG_BYTES + 1 bytes are read,
+ * whatever size the file claims (a FIFO or a device such as /dev/zero claims 0).
+ */
 export function loadConfig(path: string): Config {
   let bytes: Uint8Array;
   try {
-    const info = Deno.statSync(path);
-    if (info.isDirectory) throw problem(path, "it is a folder, not a file");
-    if (info.size > MAX_CONFIG_BYTES) {
-      throw problem(path, `the file is ${info.size} bytes, more than ${MAX_CONFIG_BYTES}`);
+    const file = Deno.openSync(path, { read: true });
+    try {
+      const info = file.statSync();
+      if (info.isDirectory) throw problem(path, "it is a folder, not a file");
+      if (info.size > MAX_CONFIG_BYTES) {
+        throw problem(
+          path,
+          `the file is too large: ${info.size} bytes, more than ${MAX_CONFIG_BYTES}`,
+        );
+      }
+      bytes = readAtMost(file, MAX_CONFIG_BYTES + 1);
+    } finally {
+      file.close();
     }
-    bytes = Deno.readFileSync(path);
   } catch (e) {
     if (e instanceof LinkdError) throw e;
     if (e instanceof Deno.errors.NotFound) {
@@ -145,7 +169,7 @@ export function loadConfig(path: string): Config {
     throw new LinkdError(Code.CONFIG, `Cannot load config ${path}: ${why}`, { cause: e });
   }
   if (bytes.length > MAX_CONFIG_BYTES) {
-    throw problem(path, `the file is more than ${MAX_CONFIG_BYTES} bytes`);
+    throw problem(path, `the file is too large: more than ${MAX_CONFIG_BYTES} bytes`);
   }
   let text: string;
   try {
@@ -191,6 +215,8 @@ export function parseConfig(text: string, source: string): Config {
       "size";
     r.fail(`flash.${key}`, `does not describe a NOR part: ${geo}, got ${flash[key]}`);
   }
+  const room = capacityProblem(flash);
+  if (room !== null) r.fail("flash", `is too small for linkd's records: ${room}`);
 
   const k = r.section(raw, "keys", ["otpPath"]);
   const keys: KeysConfig = { otpPath: r.path(k, "keys.otpPath") ?? d.keys.otpPath };
@@ -234,6 +260,37 @@ export function parseConfig(text: string, source: string): Config {
   };
 
   return { flash, keys, auth, bus, display };
+}
+
+/** Whether the record store on a partition of geometry `g` holds linkd's records. */
+function holdsRecords(g: FlashGeometry): boolean {
+  const l = new Layout(g);
+  if (l.dataSize < 2 * l.entryHeaderSpan) return false; // RecordStore refuses such sectors
+  const cap = storeCapacity(g);
+  return cap.maxPayload >= MIN_RECORD_BYTES && cap.liveLimit >= MIN_LIVE_BYTES;
+}
+
+/** Why the store on a partition of geometry `g` cannot hold linkd's records, or null. */
+function capacityProblem(g: FlashGeometry): string | null {
+  if (holdsRecords(g)) return null;
+  const sectors = g.size / g.eraseSize;
+  const cap = storeCapacity(g);
+  const have = cap.maxPayload < MIN_RECORD_BYTES
+    ? `hold records up to ${cap.maxPayload} bytes, ${MIN_RECORD_BYTES} needed`
+    : `hold ${Math.max(0, cap.liveLimit)} bytes of records, ${MIN_LIVE_BYTES} needed`;
+  const what = `${sectors} sectors of ${g.eraseSize} bytes ${have}`;
+  // Capacity grows with the number of sectors: find the fewest that are enough.
+  let lo = sectors; // too few
+  let hi = Math.floor(MAX_FLASH_BYTES / g.eraseSize);
+  if (!holdsRecords({ ...g, size: hi * g.eraseSize })) {
+    return `${what}; use larger sectors (flash.eraseSize)`;
+  }
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (holdsRecords({ ...g, size: mid * g.eraseSize })) hi = mid;
+    else lo = mid;
+  }
+  return `${what}; use at least ${hi} sectors (flash.size ${hi * g.eraseSize})`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -238,8 +238,35 @@ test("parseConfig() checks the flash geometry and names the key at fault", () =>
   rejects({ flash: { size: 8192 } }, "flash.size");
   const msg = rejects({ flash: { size: 1 << 29 } }, "flash.size");
   assert.ok(msg.includes("got 536870912"), msg);
-  const ok = parseConfig(JSON.stringify({ flash: { size: 16384 } }), SRC);
-  assert.is(ok.flash.size, 16384);
+  const ok = parseConfig(JSON.stringify({ flash: { size: 53248 } }), SRC);
+  assert.is(ok.flash.size, 53248);
+});
+
+test("parseConfig() refuses a flash too small for linkd's records, naming the fix", () => {
+  // 4 sectors pass the NOR checks, but the store on them holds records of 987 bytes at most.
+  assert.is(
+    rejects({ flash: { size: 16384 } }, "flash"),
+    `Cannot load config ${SRC}: "flash" is too small for linkd's records: 4 sectors of 4096 bytes hold records up to 987 bytes, 9216 needed; use at least 13 sectors (flash.size 53248)`,
+  );
+  // 12 sectors are one short; 13 are the fewest that hold a 9216-byte record.
+  assert.ok(rejects({ flash: { size: 12 * 4096 } }, "flash").includes("use at least 13 sectors"));
+  assert.is(parseConfig(JSON.stringify({ flash: { size: 13 * 4096 } }), SRC).flash.size, 53248);
+  // Small sectors need more of them; sectors too small for the store cannot be helped by more.
+  const small = { eraseSize: 256, pageSize: 256, size: 64 * 256 };
+  assert.ok(rejects({ flash: small }, "flash").includes("use at least 160 sectors"));
+  assert.is(
+    parseConfig(JSON.stringify({ flash: { ...small, size: 160 * 256 } }), SRC).flash.size,
+    40960,
+  );
+  const tiny = { eraseSize: 64, pageSize: 64, size: 64 * 1024 };
+  assert.ok(rejects({ flash: tiny }, "flash").includes("use larger sectors"));
+  for (const obj of [{ flash: { size: 16384 } }, { flash: tiny }]) {
+    try {
+      parseConfig(JSON.stringify(obj), SRC);
+    } catch (e) {
+      assert.is((e as LinkdError).exitCode, Exit.CONFIG);
+    }
+  }
 });
 
 test("parseConfig() checks auth values", () => {
@@ -402,6 +429,13 @@ test("loadConfig() reports unreadable or bad files as CONFIG", () => {
     Deno.writeTextFileSync(big, `{"x":"${"a".repeat(1 << 20)}"}`);
     msg = failsWith(() => loadConfig(big), Code.CONFIG);
     assert.ok(msg.includes("bytes"), msg);
+
+    // A device claims size 0 and never ends: read up to the limit, then refused, not hung.
+    msg = failsWith(() => loadConfig("/dev/zero"), Code.CONFIG);
+    assert.is(
+      msg,
+      `Cannot load config /dev/zero: the file is too large: more than ${1 << 20} bytes`,
+    );
 
     const unknown = `${dir}/unknown.json`;
     Deno.writeTextFileSync(unknown, '{"bus":{"passwd":"x"}}');

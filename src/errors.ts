@@ -66,7 +66,9 @@ const EXIT_OF: Record<ErrorCode, ExitCode> = {
   FLASH_NOT_ERASED: Exit.DATAERR,
   FLASH_WORN_OUT: Exit.DATAERR,
   FLASH_POWER_LOSS: Exit.DATAERR,
-  FLASH_IO: Exit.NOINPUT,
+  // A flash that exists but cannot be read (permission denied, EIO, a symlink loop) is bad
+  // input data; 66 is only for a flash or key file that does not exist.
+  FLASH_IO: Exit.DATAERR,
   FLASH_MISSING: Exit.NOINPUT,
   FLASH_GEOMETRY: Exit.CONFIG,
   STORE_FULL: Exit.DATAERR,

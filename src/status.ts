@@ -98,7 +98,7 @@ export function formatStatus(r: StatusReport, now: number): string {
   lines.push(["scopes", r.scopes.length ? r.scopes.join(" ") : "-"]);
   if (r.access_expires_at !== null) {
     const mins = Math.round((r.access_expires_at - now) / 60000);
-    const when = new Date(r.access_expires_at).toISOString();
+    const when = isoTime(r.access_expires_at);
     lines.push(["access token", mins > 0 ? `expires ${when} (in ${mins} min)` : `expired ${when}`]);
   } else lines.push(["access token", "none"]);
   lines.push([
@@ -106,4 +106,10 @@ export function formatStatus(r: StatusReport, now: number): string {
     (r.store.ok ? "ok" : "DAMAGED") + (r.store.detail ? `: ${r.store.detail}` : ""),
   ]);
   return lines.map(([k, v]) => `${k.padEnd(13)} ${v}`).join("\n");
+}
+
+/** `ms` as an ISO 8601 time, or as a plain number when no date can show it (never throws). */
+function isoTime(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? `${ms} (Unix ms)` : d.toISOString();
 }

@@ -9,7 +9,8 @@ import * as assert from "uvu/assert";
 import nacl from "tweetnacl";
 import { loadConfig } from "../src/config.ts";
 import { Device } from "../src/device.ts";
-import { decodeCbor } from "../src/cbor.ts";
+import { decodeCbor, encodeCbor } from "../src/cbor.ts";
+import { Code, LinkdError } from "../src/errors.ts";
 import { RecordType } from "../src/store/vault.ts";
 import { encodeTokenRecord } from "../src/tokens/token_record.ts";
 import { VERSION } from "../src/version.ts";
@@ -480,25 +481,19 @@ async function runBadCases(cases: readonly BadCase[]): Promise<void> {
 
 test("bad command lines: exit 64, one line, nothing touched", async () => {
   await runBadCases([
-    // args.ts refuses an empty flag value as a usage error ("Flag --serial needs a value"),
-    // before any serial check: so an empty serial is 64, not 65.
+    // An empty --serial, --product-id or --client-id is bad data (65, below); an empty value
+    // of any other flag is a bad command line.
     {
-      name: "--serial ''",
+      name: "--line-key ''",
       code: 64,
-      args: (d) => P(d, ""),
-      mentions: () => "--serial",
+      args: (d) => P(d, "SN1", "--line-key", ""),
+      mentions: () => "--line-key",
     },
     {
-      name: "--serial=",
+      name: "--config=",
       code: 64,
-      args: (d) => [
-        "provision",
-        `--config=${d.config}`,
-        "--serial=",
-        "--product-id=P",
-        "--client-id=C",
-      ],
-      mentions: () => "--serial",
+      args: () => ["status", "--config=", "--json"],
+      mentions: () => "--config",
     },
     {
       name: "unknown flag (status)",
@@ -543,6 +538,39 @@ test("bad command lines: exit 64, one line, nothing touched", async () => {
 test("bad serials and line keys: exit 65 (66 for a missing key file)", async () => {
   const seedHex = hex(randomBytes(32));
   await runBadCases([
+    // CONTRACT.md section 1: "65 bad input data (a malformed serial ...)"; empty is malformed.
+    {
+      name: "--serial ''",
+      code: 65,
+      args: (d) => P(d, ""),
+      mentions: () => "serial",
+      provisioned: true,
+    },
+    {
+      name: "--serial=",
+      code: 65,
+      args: (d) => [
+        "provision",
+        `--config=${d.config}`,
+        "--serial=",
+        "--product-id=P",
+        "--client-id=C",
+      ],
+      mentions: () => "serial",
+    },
+    {
+      name: "--product-id ''",
+      code: 65,
+      args: (d) => provisionArgs(d, { serial: "SN1", productId: "" }),
+      mentions: () => "product id",
+    },
+    {
+      name: "--client-id=",
+      code: 65,
+      args: (d) => [...P(d, "SN1").slice(0, 7), "--client-id="],
+      mentions: () => "client id",
+      provisioned: true,
+    },
     {
       name: "65-character serial",
       code: 65,
@@ -1161,6 +1189,216 @@ test("provision of a device with a damaged identity record is refused with 73, n
     String((oneJsonLine(await status(d)).store as { detail: string }).detail),
     /damaged/,
   );
+});
+
+// ---- logout and factory-reset need no identity ----------------------------------------------
+
+/** Ways the identity can be unreadable after the tokens were written. */
+const IDENTITY_DAMAGE: {
+  name: string;
+  damage: (d: DeviceDir) => void;
+  /** What the one stdout line says of the identity afterwards. */
+  says: RegExp;
+}[] = [
+  {
+    name: "identity record damaged on flash",
+    damage: (d) => {
+      const at = latin1(Deno.readFileSync(d.flash)).indexOf(latin1(signedRecord));
+      assert.ok(at > 0, "the identity record is in the image");
+      flipAt(d.flash, at + Math.floor(signedRecord.length / 2));
+    },
+    says: /needs repair/,
+  },
+  {
+    name: "identity record that does not authenticate",
+    damage: (d) =>
+      withDevice(d, (device) => {
+        const rec = device.store.get(RecordType.IDENTITY)!;
+        const m = decodeCbor(rec.data) as { envelope: Uint8Array };
+        device.store.put(
+          RecordType.IDENTITY,
+          encodeCbor({ envelope: m.envelope, mac: new Uint8Array(32) }),
+        );
+      }),
+    says: /needs repair/,
+  },
+  {
+    name: "identity record missing",
+    damage: (d) => withDevice(d, (device) => device.store.delete(RecordType.IDENTITY)),
+    says: /not provisioned/,
+  },
+  {
+    name: "OTP file of garbage",
+    damage: (d) => Deno.writeFileSync(d.otp, randomBytes(OTP_BYTES)),
+    says: /needs repair/,
+  },
+];
+
+test("logout and factory-reset delete the user's records even when the identity cannot be read", async () => {
+  await Promise.all(
+    IDENTITY_DAMAGE.flatMap(({ name, damage, says }) =>
+      (["logout", "factory-reset"] as const).map(async (cmd) => {
+        const d = copyDevice(signed(), work);
+        const sealed = putTokens(d, {
+          access: randomToken("Atza|", 200),
+          refresh: randomToken("Atzr|", 200),
+          scopes: ["alexa:all"],
+          expiresAt: Date.now() + 3600_000,
+          clientId: signedReport.client_id as string,
+        });
+        const scopes = withDevice(d, (device) => {
+          device.vault().put(RecordType.SCOPES, encodeCbor({ granted: ["alexa:all"] }));
+          return device.store.get(RecordType.SCOPES)!.data;
+        });
+        const body = sealedBody(sealed, SIGNED_SERIAL);
+        const scopesBody = sealedBody(scopes, SIGNED_SERIAL);
+        damage(d);
+        const what = `${cmd}, ${name}`;
+
+        const r = await linkd([cmd, "--config", d.config], work);
+        const out = assertOk(r);
+        assert.is(out.split("\n").length, 2, `one line: ${show(r)}`);
+        assert.match(out, cmd === "logout" ? /^Forgot the user's tokens; / : /^Forgot everything/);
+        assert.match(out, says, what);
+
+        const keys = withDevice(d, (device) => device.store.keys());
+        assert.not.ok(keys.includes(RecordType.TOKENS), `${what}: tokens deleted`);
+        assert.ok(keys.includes(RecordType.DEVICE_KEY), `${what}: the device key is kept`);
+        assert.is(keys.includes(RecordType.SCOPES), cmd === "logout", `${what}: scopes`);
+        const image = latin1(Deno.readFileSync(d.flash));
+        assert.is(findWindow(image, body, 32), null, `${what}: no trace of the sealed tokens`);
+        if (cmd === "factory-reset") {
+          assert.is(findWindow(image, scopesBody, 32), null, `${what}: no trace of the scopes`);
+        }
+      })
+    ),
+  );
+});
+
+// ---- provisioning starts from a clean store ----------------------------------------------------
+
+test("provision of a device whose OTP holds a key but whose identity is gone clears the old records", async () => {
+  const d = copyDevice(signed(), work);
+  const sealed = putTokens(d, {
+    access: randomToken("Atza|", 200),
+    refresh: randomToken("Atzr|", 200),
+    scopes: ["alexa:all"],
+    expiresAt: Date.now() + 3600_000,
+    clientId: signedReport.client_id as string,
+  });
+  const oldKey = withDevice(d, (device) => {
+    device.store.delete(RecordType.IDENTITY);
+    return device.store.get(RecordType.DEVICE_KEY)!.data;
+  });
+  const otp = Deno.readFileSync(d.otp);
+  assert.is(oneJsonLine(await status(d)).provisioned, false);
+
+  // The same serial and client id again: the old tokens would open under the new identity.
+  const r = await provisionCmd(d, {
+    serial: SIGNED_SERIAL,
+    productId: signedReport.product_id as string,
+    clientId: signedReport.client_id as string,
+  });
+  assert.is(r.code, 0, show(r));
+  assert.match(r.stderr, /^linkd: note: .*interrupted provisioning/);
+  const report = JSON.parse(r.stdout) as Record<string, unknown>;
+  assert.is(report.serial, SIGNED_SERIAL);
+  assert.is.not(report.device_public_key, signedReport.device_public_key, "a new device key");
+  assertSameBytes(Deno.readFileSync(d.otp), otp, "the OTP root key is kept");
+
+  const s = oneJsonLine(await status(d));
+  assert.is(s.provisioned, true);
+  assert.is(s.linked, false, "the tokens of the earlier life are gone");
+  assert.is(s.access_expires_at, null);
+  assert.equal(s.store, { ok: true });
+  const keys = withDevice(d, (device) => device.store.keys());
+  assert.equal(keys, [RecordType.IDENTITY, RecordType.DEVICE_KEY]);
+  const image = latin1(Deno.readFileSync(d.flash));
+  assert.is(findWindow(image, sealedBody(sealed, SIGNED_SERIAL), 32), null, "tokens scrubbed");
+  assert.is(findWindow(image, sealedBody(oldKey, SIGNED_SERIAL), 32), null, "old key scrubbed");
+});
+
+test("provision refuses a device whose store holds any damaged record: 73, nothing changed", async () => {
+  const d = copyDevice(signed(), work);
+  const sealed = putTokens(d, {
+    access: randomToken("Atza|", 200),
+    refresh: randomToken("Atzr|", 200),
+    scopes: ["alexa:all"],
+    expiresAt: Date.now() + 3600_000,
+    clientId: signedReport.client_id as string,
+  });
+  // No identity (as after an interrupted provisioning) and a damaged token record.
+  withDevice(d, (device) => device.store.delete(RecordType.IDENTITY));
+  const body = sealedBody(sealed, SIGNED_SERIAL);
+  const at = latin1(Deno.readFileSync(d.flash)).indexOf(body.slice(0, 64));
+  assert.ok(at > 0, "the sealed tokens are in the image");
+  flipAt(d.flash, at + 40);
+  assert.equal(withDevice(d, (device) => device.store.health.lostKeys), [RecordType.TOKENS]);
+
+  const before = snapshot(d);
+  const r = await provisionCmd(d, { serial: "NEW-1" });
+  assertFails(r, 73, "needs repair");
+  assert.match(r.stderr, /damaged/);
+  assert.match(r.stderr, /tokens/);
+  assert.equal(snapshot(d), before, "flash and OTP byte for byte as they were");
+});
+
+// ---- exit codes and the one stderr line ---------------------------------------------------------
+
+test("a flash that exists but cannot be read is exit 65, not 66", async () => {
+  assert.is(new LinkdError(Code.FLASH_IO, "x").exitCode, 65);
+  assert.is(new LinkdError(Code.FLASH_MISSING, "x").exitCode, 66);
+  const d = makeDevice(work);
+  Deno.symlinkSync("flash.img", d.flash); // a loop: stat and open fail with ELOOP
+  for (const args of [["status", "--json"], ["logout"], ["factory-reset"]]) {
+    assertFails(await linkd([...args, "--config", d.config], work), 65, d.flash);
+  }
+  assertFails(await provisionCmd(d, { serial: "SN1" }), 65, d.flash);
+  assert.not.ok(exists(d.otp), "the OTP is not programmed");
+});
+
+test("a line break in a path from argv does not split the stderr line", async () => {
+  const d = makeDevice(work);
+  const config = `${work}/x\ny.json`;
+  const r = await linkd(["status", "--config", config], work);
+  const line = assertFails(r, 78, `${work}/x y.json`);
+  // deno-lint-ignore no-control-regex
+  assert.not.match(line, /[\u0000-\u001f]/);
+  const key = `${d.dir}/line\r\nkey`;
+  assertFails(await provisionCmd(d, { serial: "SN1", lineKey: key }), 66, `${d.dir}/line  key`);
+  const tab = `${d.dir}/a\tb\u001b[31m.json`;
+  assertFails(await linkd(["status", "--config", tab], work), 78, `${d.dir}/a b [31m.json`);
+});
+
+test("files named on the command line or in the config are read with a bound", async () => {
+  const within = 60_000; // a read to the end of /dev/zero would never finish
+  const d = makeDevice(work);
+  const config = await linkd(["status", "--config", "/dev/zero"], work, {}, within);
+  assertFails(config, 78, "too large");
+
+  const key = await linkd(
+    provisionArgs(d, { serial: "SN1", lineKey: "/dev/zero" }),
+    work,
+    {},
+    within,
+  );
+  assertFails(key, 65, "/dev/zero");
+  const big = `${d.dir}/big.key`;
+  Deno.writeFileSync(big, new Uint8Array(4097).fill(0x61));
+  assertFails(await provisionCmd(d, { serial: "SN1", lineKey: big }), 65, big);
+  assert.not.ok(exists(d.otp) || exists(d.flash), "refused before the device is touched");
+
+  const z = makeDevice(
+    work,
+    JSON.stringify({ flash: { path: "flash.img" }, keys: { otpPath: "/dev/zero" } }),
+  );
+  const s = oneJsonLine(await linkd(["status", "--json", "--config", z.config], work, {}, within));
+  assert.is(s.provisioned, false);
+  const store = s.store as { ok: boolean; detail?: string };
+  assert.is(store.ok, false);
+  assert.match(String(store.detail), /OTP.*more than 44 bytes/);
+  const p = await linkd(provisionArgs(z, { serial: "SN1" }), work, {}, within);
+  assertFails(p, 65, "OTP");
 });
 
 // ---- every output of every command ---------------------------------------------------------

@@ -6,6 +6,8 @@
  *
  * Flags take `--flag value` or `--flag=value`. A separate value never starts with `--`
  * (`--serial --product-id X` is a missing value); use `--flag=--odd` for such a value.
+ * An empty value is a usage error, except for `--serial`, `--product-id` and `--client-id`:
+ * those are passed on, and the provisioning checks refuse them as bad data (exit 65).
  */
 import { Code, LinkdError } from "../errors.ts";
 
@@ -74,6 +76,9 @@ const REQUIRED: Readonly<Record<Subcommand, readonly string[]>> = {
   "factory-reset": [],
 };
 
+/** Flags whose empty value (`--serial ""`, `--serial=`) is data for a later check to refuse. */
+const EMPTY_IS_DATA: ReadonlySet<string> = new Set(["serial", "product-id", "client-id"]);
+
 function isSubcommand(s: string): s is Subcommand {
   return Object.hasOwn(FLAGS, s);
 }
@@ -134,7 +139,11 @@ export function parseArgs(argv: readonly string[]): Command {
         i++;
       }
     }
-    if (value === undefined || value === "") usage(`Flag --${name} needs a value`);
+    // An empty serial, product id or client id is bad input data (exit 65, from the
+    // provisioning checks), not a bad command line: it is passed on as given.
+    if (value === undefined || (value === "" && !EMPTY_IS_DATA.has(name))) {
+      usage(`Flag --${name} needs a value`);
+    }
     seen.set(name, value);
   }
   for (const name of REQUIRED[sub]) {

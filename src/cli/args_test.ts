@@ -150,6 +150,33 @@ test("parseArgs() rejects a missing value", () => {
   usageError([...PROVISION, "--record-out="], "--record-out");
 });
 
+test("parseArgs() passes an empty serial, product id or client id on for the data checks", () => {
+  const base = { cmd: "provision", serial: "SN1", productId: "PID", clientId: "CID" };
+  assert.equal(
+    parseArgs(["provision", "--serial", "", "--product-id", "PID", "--client-id", "CID"]),
+    {
+      ...base,
+      serial: "",
+    },
+  );
+  assert.equal(parseArgs(["provision", "--serial=", "--product-id=PID", "--client-id=CID"]), {
+    ...base,
+    serial: "",
+  });
+  assert.equal(parseArgs(["provision", "--serial", "SN1", "--product-id=", "--client-id", ""]), {
+    ...base,
+    productId: "",
+    clientId: "",
+  });
+  // Still a usage error: the value is missing, not empty; and every other flag's empty value.
+  usageError(["provision", "--serial", "--product-id", "P", "--client-id", "C"], "--serial");
+  usageError([...PROVISION.slice(0, 5), "--client-id"], "--client-id");
+  usageError([...PROVISION, "--line-key", ""], "--line-key");
+  usageError([...PROVISION, "--line-key="], "--line-key");
+  usageError(["provision", "--config=", ...PROVISION.slice(1)], "--config");
+  usageError(["status", "--config", ""], "--config");
+});
+
 test("parseArgs() rejects a value on --json", () => {
   usageError(["status", "--json=true"], "--json");
 });

@@ -4,7 +4,8 @@
  */
 import { configPath, loadConfig } from "../config.ts";
 import { Device, type DeviceEffects, systemEffects } from "../device.ts";
-import { Code, type ErrorCode, Exit, isLinkdError, LinkdError } from "../errors.ts";
+import { Code, Exit, isLinkdError, LinkdError } from "../errors.ts";
+import { readFileAtMost } from "../files.ts";
 import {
   checkIdentityInputs,
   encodeEnvelope,
@@ -37,12 +38,21 @@ export const systemIo: Io = {
 /** EX_SOFTWARE: a bug in linkd, not in its input. */
 const EXIT_INTERNAL = 70;
 
+/** Control characters (line breaks included) that would split or garble the stderr line. */
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/** `message` as one line: every control character (a newline from argv too) becomes a space. */
+export function oneLine(message: string): string {
+  return message.replace(CONTROL, " ");
+}
+
 export function main(argv: readonly string[], io: Io = systemIo): number {
   try {
     return dispatch(argv, io);
   } catch (e) {
     if (isLinkdError(e)) {
-      io.err(`linkd: ${e.message}`);
+      io.err(`linkd: ${oneLine(e.message)}`);
       return e.exitCode;
     }
     const name = e instanceof Error ? e.name : typeof e;
@@ -61,16 +71,81 @@ function withDevice<T>(flag: string | undefined, io: Io, fn: (d: Device) => T): 
   }
 }
 
-function readFile(path: string, missing: ErrorCode, what: string): Uint8Array {
+/** Largest line key file read: a seed is 32 bytes raw or 64 hex characters. */
+export const MAX_LINE_KEY_BYTES = 4096;
+
+/**
+ * Reads the line key file at `path`: at most MAX_LINE_KEY_BYTES, so that a huge file or an
+ * endless device is refused (BAD_LINE_KEY) instead of read to its end.
+ */
+function readLineKey(path: string): Uint8Array {
+  let bytes: Uint8Array;
   try {
-    return Deno.readFileSync(path);
+    bytes = readFileAtMost(path, MAX_LINE_KEY_BYTES + 1);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      throw new LinkdError(missing, `Cannot read ${what} ${path}: file not found`);
+      throw new LinkdError(Code.LINE_KEY_MISSING, `Cannot read line key ${path}: file not found`);
     }
-    throw new LinkdError(Code.IO, `Cannot read ${what} ${path}: ${(e as Error).name}`);
+    throw new LinkdError(Code.IO, `Cannot read line key ${path}: ${(e as Error).name}`);
+  }
+  if (bytes.length > MAX_LINE_KEY_BYTES) {
+    bytes.fill(0);
+    throw new LinkdError(
+      Code.BAD_LINE_KEY,
+      `Cannot use line key ${path}: the file is more than ${MAX_LINE_KEY_BYTES} bytes; expected a 32-byte Ed25519 seed, raw or as 64 hex characters`,
+    );
+  }
+  return bytes;
+}
+
+/**
+ * Runs `fn` with the line's seed from the key file at `path` (undefined without one), then
+ * zero-fills the seed and the file's bytes, also when `fn` or parsing throws.
+ */
+export function withLineKey<T>(
+  path: string | undefined,
+  fn: (lineSeed: Uint8Array | undefined) => T,
+  read: (path: string) => Uint8Array = readLineKey,
+): T {
+  if (path === undefined) return fn(undefined);
+  let raw: Uint8Array | undefined;
+  let seed: Uint8Array | undefined;
+  try {
+    raw = read(path);
+    seed = parseLineKey(raw, path);
+    return fn(seed);
+  } finally {
+    seed?.fill(0);
+    raw?.fill(0);
   }
 }
+
+type IdentityState = "provisioned" | "unprovisioned" | "unreadable";
+
+/** What can be said of the device's identity, without letting a damaged one throw. */
+function identityState(d: Device): IdentityState {
+  try {
+    if (d.store.health.lostKeys.includes(RecordType.IDENTITY)) return "unreadable";
+    return d.isProvisioned() ? "provisioned" : "unprovisioned";
+  } catch {
+    return "unreadable";
+  }
+}
+
+/**
+ * Deletes the records of `types` without the vault (no identity or root key is needed), then
+ * scrubs the flash so that nothing of them remains. True when any of them was there, readable
+ * or damaged.
+ */
+function forget(d: Device, types: readonly RecordType[]): boolean {
+  const there = new Set([...d.store.keys(), ...d.store.health.lostKeys]);
+  const had = types.some((t) => there.has(t));
+  for (const t of types) d.store.delete(t);
+  d.store.scrub();
+  return had;
+}
+
+const NEEDS_REPAIR = "cannot be read: the device needs repair (see linkd status)";
 
 function dispatch(argv: readonly string[], io: Io): number {
   const cmd = parseArgs(argv);
@@ -92,52 +167,66 @@ function dispatch(argv: readonly string[], io: Io): number {
         io.out(cmd.json ? JSON.stringify(r) : formatStatus(r, io.now()));
         return Exit.OK;
       });
-    case "provision": {
-      const lineSeed = cmd.lineKey === undefined
-        ? undefined
-        : parseLineKey(readFile(cmd.lineKey, Code.LINE_KEY_MISSING, "line key"), cmd.lineKey);
-      // Everything the line passed is checked before the device is touched.
-      checkIdentityInputs(cmd.serial, cmd.productId, cmd.clientId);
-      const recordOut = cmd.recordOut;
-      if (recordOut !== undefined) checkFolder(recordOut);
-      return withDevice(cmd.config, io, (d) => {
-        const input = {
-          serial: cmd.serial,
-          productId: cmd.productId,
-          clientId: cmd.clientId,
-          ...(lineSeed ? { lineSeed } : {}),
-        };
-        const { signed, resumed } = provision(d, input, io.now, (s) => {
-          if (recordOut !== undefined) writeAtomically(recordOut, encodeEnvelope(s));
+    case "provision":
+      // The seed and the key file's bytes are wiped when this returns or throws.
+      return withLineKey(cmd.lineKey, (lineSeed) => {
+        // Everything the line passed is checked before the device is touched.
+        checkIdentityInputs(cmd.serial, cmd.productId, cmd.clientId);
+        const recordOut = cmd.recordOut;
+        if (recordOut !== undefined) checkFolder(recordOut);
+        return withDevice(cmd.config, io, (d) => {
+          const input = {
+            serial: cmd.serial,
+            productId: cmd.productId,
+            clientId: cmd.clientId,
+            ...(lineSeed ? { lineSeed } : {}),
+          };
+          const { signed, resumed } = provision(d, input, io.now, (s) => {
+            if (recordOut !== undefined) writeAtomically(recordOut, encodeEnvelope(s));
+          });
+          if (resumed) {
+            io.err(
+              "linkd: note: the OTP held a root key from an interrupted provisioning; it was kept",
+            );
+          }
+          io.out(JSON.stringify(provisionReport(signed)));
+          return Exit.OK;
         });
-        lineSeed?.fill(0);
-        if (resumed) {
-          io.err(
-            "linkd: note: the OTP held a root key from an interrupted provisioning; it was kept",
-          );
-        }
-        io.out(JSON.stringify(provisionReport(signed)));
-        return Exit.OK;
       });
-    }
     case "logout":
+      // The tokens are deleted first, without the vault: a damaged or missing identity, or an
+      // unreadable OTP, must not keep the user's tokens on the device.
       return withDevice(cmd.config, io, (d) => {
-        if (d.otp.state() !== "programmed" || !d.vault().identity()) {
+        const had = forget(d, [RecordType.TOKENS]);
+        const state = identityState(d);
+        if (!had && state === "unprovisioned") {
           io.out("Nothing to forget: the device is not provisioned");
           return Exit.OK;
         }
-        d.vault().delete(RecordType.TOKENS);
-        d.store.scrub();
-        io.out("Forgot the user's tokens; the device identity is kept");
+        const done = had
+          ? "Forgot the user's tokens"
+          : "Nothing to forget: no user tokens were stored";
+        const id = state === "provisioned"
+          ? "the device identity is kept"
+          : state === "unprovisioned"
+          ? "the device is not provisioned"
+          : `the device identity ${NEEDS_REPAIR}`;
+        io.out(`${done}; ${id}`);
         return Exit.OK;
       });
     case "factory-reset":
       return withDevice(cmd.config, io, (d) => {
-        if (d.otp.state() === "programmed" && d.vault().identity()) {
-          for (const t of USER_RECORDS) d.vault().delete(t);
-        }
-        d.store.scrub();
-        io.out("Forgot everything a user did; the factory identity is kept");
+        const had = forget(d, USER_RECORDS);
+        const state = identityState(d);
+        const done = had
+          ? "Forgot everything a user did"
+          : "Nothing to forget: no user records were stored";
+        const id = state === "provisioned"
+          ? "the factory identity is kept"
+          : state === "unprovisioned"
+          ? "the device is not provisioned"
+          : `the factory identity ${NEEDS_REPAIR}`;
+        io.out(`${done}; ${id}`);
         return Exit.OK;
       });
   }

@@ -3,11 +3,14 @@
  *
  * Order, so that power loss at any point leaves a device that can be provisioned again and
  * never a half-provisioned one that claims to be whole:
- *   1. check every input; refuse an already provisioned device before writing anything;
+ *   1. check every input; refuse an already provisioned device, and one whose store holds a
+ *      damaged record (it needs repair), before writing anything;
  *   2. burn a fresh root key into the OTP store (kept if an earlier run burned one and was cut
- *      off before step 4: OTP cannot be written twice, and the key was never used outside);
- *   3. seal the device's Ed25519 key into flash;
- *   4. write the identity record, signed by the line: from here on the device is provisioned.
+ *      off before step 5: OTP cannot be written twice, and the key was never used outside);
+ *   3. start from an empty store: delete every record an earlier run or an earlier life left
+ *      (tokens, scopes, a device key) and scrub, so none can come back under the new identity;
+ *   4. seal the device's Ed25519 key into flash;
+ *   5. write the identity record, signed by the line: from here on the device is provisioned.
  */
 import nacl from "tweetnacl";
 import { wipe } from "../bytes.ts";
@@ -48,10 +51,20 @@ export function provision(
   beforeCommit: (signed: SignedIdentity) => void = () => {},
 ): ProvisionResult {
   checkIdentityInputs(input.serial, input.productId, input.clientId);
-  if (device.store.health.lostKeys.includes(RecordType.IDENTITY)) {
+  // Every refusal comes before the OTP is programmed or the flash is written.
+  const lost = device.store.health.lostKeys;
+  if (lost.includes(RecordType.IDENTITY)) {
     throw new LinkdError(
       Code.ALREADY_PROVISIONED,
       "Cannot provision: this device was provisioned and its identity record is damaged; it needs repair, not a second identity; nothing was changed",
+    );
+  }
+  if (lost.length > 0) {
+    throw new LinkdError(
+      Code.ALREADY_PROVISIONED,
+      `Cannot provision: this device's store holds damaged records (${
+        lost.map(recordName).join(", ")
+      }); it needs repair, not a second identity; nothing was changed`,
     );
   }
   const otpState = device.otp.state();
@@ -71,6 +84,8 @@ export function provision(
       wipe(root);
     }
   }
+  // Nothing of an earlier run or an earlier life may come back under the new identity.
+  if (resumed || device.store.keys().length > 0) clearStore(device);
   const vault = device.vault();
   const seed = device.effects.random(32);
   const pair = nacl.sign.keyPair.fromSeed(seed);
@@ -92,4 +107,22 @@ export function provision(
   vault.writeIdentity(signed);
   device.flash.sync();
   return { signed, resumed };
+}
+
+/** Deletes every record in the store, then scrubs it so that none of their bytes remain. */
+function clearStore(device: Device): void {
+  const types = new Set<number>([
+    RecordType.TOKENS,
+    RecordType.SCOPES,
+    RecordType.DEVICE_KEY,
+    ...device.store.keys(),
+  ]);
+  for (const t of types) device.store.delete(t);
+  device.store.scrub();
+}
+
+/** A record's name in messages: its type's name, or its number when linkd does not know it. */
+function recordName(key: number): string {
+  const name = Object.entries(RecordType).find(([, v]) => v === key)?.[0];
+  return name === undefined ? `record ${key}` : name.toLowerCase().replace("_", " ");
 }

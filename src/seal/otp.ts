@@ -20,6 +20,7 @@ import { dirname, resolve } from "node:path";
 import nacl from "tweetnacl";
 import { Code, LinkdError } from "../errors.ts";
 import { timingSafeEqual, utf8, wipe } from "../bytes.ts";
+import { readAtMost } from "../files.ts";
 
 /** Size of the root key the part holds. */
 export const ROOT_KEY_BYTES = 32;
@@ -158,11 +159,21 @@ export class OtpStore {
     }
   }
 
-  /** The file's bytes, or null for a blank part (missing or empty file). */
+  /**
+   * The file's bytes, or null for a blank part (missing or empty file). At most one byte more
+   * than a programmed part holds is read: a longer file (or a device that never ends, such as
+   * /dev/zero) is OTP_CORRUPT.
+   */
   #read(): Uint8Array | null {
     let data: Uint8Array;
     try {
-      data = Deno.readFileSync(this.path);
+      const file = Deno.openSync(this.path, { read: true });
+      try {
+        if (file.statSync().isDirectory) throw new Deno.errors.IsADirectory();
+        data = readAtMost(file, OTP_FILE_BYTES + 1);
+      } finally {
+        file.close();
+      }
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
         this.#checkFolder();
@@ -186,7 +197,10 @@ export class OtpStore {
       new LinkdError(Code.OTP_CORRUPT, `Cannot read OTP key store ${this.path}: ${what}`);
     if (image.length !== OTP_FILE_BYTES) {
       wipe(image);
-      throw corrupt(`file is ${image.length} bytes, expected ${OTP_FILE_BYTES}`);
+      const size = image.length > OTP_FILE_BYTES
+        ? `more than ${OTP_FILE_BYTES}`
+        : String(image.length);
+      throw corrupt(`file is ${size} bytes, expected ${OTP_FILE_BYTES}`);
     }
     if (!timingSafeEqual(image.subarray(0, MAGIC_BYTES), MAGIC)) {
       wipe(image);

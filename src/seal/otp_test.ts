@@ -118,7 +118,7 @@ test("OtpStore reports a damaged file as OTP_CORRUPT and never reprograms it", (
     Deno.writeFileSync(path, good.subarray(0, 43));
     throwsCode(() => otp.state(), "OTP_CORRUPT", "43 bytes, expected 44");
     Deno.writeFileSync(path, new Uint8Array([...good, 0]));
-    throwsCode(() => otp.state(), "OTP_CORRUPT", "45 bytes");
+    throwsCode(() => otp.state(), "OTP_CORRUPT", "more than 44 bytes");
     const magic = good.slice();
     magic[3] = 0x32; // "LKO2"
     Deno.writeFileSync(path, magic);
@@ -130,6 +130,21 @@ test("OtpStore reports a damaged file as OTP_CORRUPT and never reprograms it", (
     const e = throwsCode(() => otp.readRootKey(), "OTP_CORRUPT");
     assert.not.ok(e.message.includes(toHex(k)));
   });
+});
+
+test("OtpStore reads at most 45 bytes: a bigger file or an endless device is OTP_CORRUPT", () => {
+  inTemp((dir) => {
+    const path = `${dir}/otp`;
+    Deno.writeFileSync(path, new Uint8Array(8 << 20).fill(0x41));
+    const big = OtpStore.open(path);
+    throwsCode(() => big.state(), "OTP_CORRUPT", "more than 44 bytes");
+    throwsCode(() => big.program(key()), "OTP_CORRUPT");
+    assert.is(Deno.statSync(path).size, 8 << 20, "left as it was");
+  });
+  // /dev/zero claims 0 bytes and never ends: it must not be read to its end (or taken as blank).
+  const zero = OtpStore.open("/dev/zero");
+  throwsCode(() => zero.state(), "OTP_CORRUPT", "more than 44 bytes");
+  throwsCode(() => zero.readRootKey(), "OTP_CORRUPT");
 });
 
 test("OtpStore.open() with a missing folder is OTP_MISSING naming the folder", () => {

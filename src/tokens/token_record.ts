@@ -24,6 +24,10 @@ export interface TokenRecord {
 /** LWA tokens are up to 2048 bytes; leave room for other servers, refuse anything absurd. */
 export const MAX_TOKEN_BYTES = 4096;
 const MAX_SCOPES = 32;
+/** Latest instant a record may name (Unix ms): 9999-12-31T23:59:59.999Z, so dates format. */
+export const MAX_TIME_MS = 253402300799999;
+/** Longest access token life a record may name: ten years of 365 days, in seconds. */
+export const MAX_EXPIRES_IN_S = 10 * 365 * 24 * 3600;
 
 export function encodeTokenRecord(t: TokenRecord): Uint8Array {
   checkTokenRecord(t);
@@ -59,17 +63,17 @@ function checkTokenRecord(t: TokenRecord): void {
     const v = t[k];
     if (typeof v !== "string" || v.length === 0 || v.length > max) throw bad(k);
   };
-  const int = (k: keyof TokenRecord) => {
+  const int = (k: keyof TokenRecord, max: number) => {
     const v = t[k];
-    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw bad(k);
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0 || v > max) throw bad(k);
   };
   str("access_token", MAX_TOKEN_BYTES);
   str("refresh_token", MAX_TOKEN_BYTES);
   str("token_type", 64);
   str("client_id", 256);
-  int("expires_in");
-  int("obtained_at");
-  int("expires_at");
+  int("expires_in", MAX_EXPIRES_IN_S);
+  int("obtained_at", MAX_TIME_MS);
+  int("expires_at", MAX_TIME_MS);
   if (
     !Array.isArray(t.scopes) || t.scopes.length > MAX_SCOPES ||
     !t.scopes.every((s) => typeof s === "string" && s.length > 0 && s.length <= 256)

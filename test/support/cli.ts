@@ -31,11 +31,15 @@ function childEnv(extra: Record<string, string>): Record<string, string> {
   return { ...env, NO_COLOR: "1", ...extra };
 }
 
-/** Runs `linkd ARGS` in `cwd` and waits for it. */
+/**
+ * Runs `linkd ARGS` in `cwd` and waits for it; with `timeoutMs`, kills it (SIGTERM) when it
+ * takes longer, for commands that could hang (a read that never ends).
+ */
 export async function linkd(
   args: readonly string[],
   cwd: string,
   env: Record<string, string> = {},
+  timeoutMs?: number,
 ): Promise<Run> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--no-prompt", MAIN, ...args],
@@ -45,6 +49,7 @@ export async function linkd(
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
+    ...(timeoutMs === undefined ? {} : { signal: AbortSignal.timeout(timeoutMs) }),
   }).output();
   const run: Run = {
     args,

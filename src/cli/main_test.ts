@@ -1,0 +1,64 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { Code, LinkdError } from "../errors.ts";
+import { systemEffects } from "../device.ts";
+import { type Io, main, withLineKey } from "./main.ts";
+
+const zero = (b: Uint8Array) => b.every((x) => x === 0);
+
+test("withLineKey() wipes the seed and the file's bytes when provisioning throws (73)", () => {
+  const raw = crypto.getRandomValues(new Uint8Array(32));
+  let seen: Uint8Array | undefined;
+  assert.throws(
+    () =>
+      withLineKey("/line.key", (seed) => {
+        seen = seed;
+        assert.ok(seed !== undefined && !zero(seed), "the seed is there while provisioning");
+        throw new LinkdError(Code.ALREADY_PROVISIONED, "Cannot provision: already provisioned");
+      }, () => raw),
+    (e: unknown) => e instanceof LinkdError && e.exitCode === 73,
+  );
+  assert.ok(seen !== undefined && seen.length === 32 && zero(seen), "seed wiped");
+  assert.ok(zero(raw), "file bytes wiped");
+});
+
+test("withLineKey() wipes a hex key file and its seed on success, and on a bad key", () => {
+  const hex = new TextEncoder().encode("ab".repeat(32) + "\n");
+  let seen: Uint8Array | undefined;
+  assert.is(withLineKey("/k.hex", (seed) => (seen = seed, 0), () => hex), 0);
+  assert.ok(seen !== undefined && zero(seen), "seed wiped");
+  assert.ok(zero(hex), "hex text wiped");
+
+  const bad = crypto.getRandomValues(new Uint8Array(31));
+  assert.throws(
+    () => withLineKey("/k", () => assert.unreachable("not called"), () => bad),
+    (e: unknown) => e instanceof LinkdError && e.code === Code.BAD_LINE_KEY,
+  );
+  assert.ok(zero(bad), "a refused key file is wiped too");
+
+  assert.is(withLineKey(undefined, (seed) => seed === undefined), true);
+});
+
+test("main() prints one line on stderr even when a path from argv holds line breaks", () => {
+  const err: string[] = [];
+  const io: Io = {
+    out: () => assert.unreachable("no stdout"),
+    err: (t) => err.push(t),
+    env: () => undefined,
+    now: () => Date.now(),
+    effects: systemEffects,
+  };
+  const dir = Deno.makeTempDirSync({ prefix: "linkd-main-" });
+  try {
+    const code = main(["status", "--config", `${dir}/x\ny\r\u2028z.json`], io);
+    assert.is(code, 78);
+    assert.is(err.length, 1);
+    assert.ok(err[0]!.includes(`${dir}/x y  z.json`), err[0]);
+    // deno-lint-ignore no-control-regex
+    assert.not.match(err[0]!, /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+test.run();
