@@ -8,6 +8,7 @@ import type { Device } from "./device.ts";
 import { isLinkdError } from "./errors.ts";
 import { RecordType } from "./store/vault.ts";
 import { decodeTokenRecord } from "./tokens/token_record.ts";
+import { type Capabilities, capabilities, decodeScopeBook, EMPTY_BOOK } from "./link/scope_book.ts";
 
 export interface StatusReport {
   provisioned: boolean;
@@ -19,6 +20,11 @@ export interface StatusReport {
   scopes: string[];
   access_expires_at: number | null;
   store: { ok: boolean; detail?: string };
+  /**
+   * An extension to CONTRACT.md's object: the wanted scopes that are not granted, and why
+   * (e.g. "unknown_scope": the security profile is not enabled for it), as on the bus.
+   */
+  capabilities: Capabilities;
 }
 
 function reason(e: unknown): string {
@@ -37,6 +43,7 @@ export function statusReport(device: Device): StatusReport {
     scopes: [],
     access_expires_at: null,
     store: { ok: true },
+    capabilities: { granted: [], denied: [] },
   };
   const problems: string[] = [];
   const health = device.store.health;
@@ -66,6 +73,15 @@ export function statusReport(device: Device): StatusReport {
           r.store.ok = false;
           problems.push(`tokens: ${reason(e)}`);
         }
+        let book = EMPTY_BOOK;
+        try {
+          const bytes = vault.get(RecordType.SCOPES);
+          if (bytes) book = decodeScopeBook(bytes);
+        } catch (e) {
+          r.store.ok = false;
+          problems.push(`scopes: ${reason(e)}`);
+        }
+        r.capabilities = capabilities(device.config.auth.scopes, r.scopes, book);
       } else if (health.lostKeys.includes(RecordType.IDENTITY)) {
         r.store.ok = false;
         problems.push("the identity record is damaged: the device needs repair");
@@ -96,6 +112,12 @@ export function formatStatus(r: StatusReport, now: number): string {
   }
   lines.push(["linked", r.linked ? "yes" : "no"]);
   lines.push(["scopes", r.scopes.length ? r.scopes.join(" ") : "-"]);
+  if (r.capabilities.denied.length) {
+    lines.push([
+      "not granted",
+      r.capabilities.denied.map((d) => `${d.scope} (${d.reason})`).join(" "),
+    ]);
+  }
   if (r.access_expires_at !== null) {
     const mins = Math.round((r.access_expires_at - now) / 60000);
     const when = isoTime(r.access_expires_at);

@@ -1,7 +1,12 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { formatStatus, type StatusReport } from "./status.ts";
-import { MAX_TIME_MS } from "./tokens/token_record.ts";
+import { parseConfig } from "./config.ts";
+import { Device } from "./device.ts";
+import { EMPTY_BOOK, encodeScopeBook, refuse } from "./link/scope_book.ts";
+import { provision } from "./provision/provision.ts";
+import { formatStatus, type StatusReport, statusReport } from "./status.ts";
+import { RecordType } from "./store/vault.ts";
+import { encodeTokenRecord, MAX_TIME_MS } from "./tokens/token_record.ts";
 
 const LINKED: StatusReport = {
   provisioned: true,
@@ -13,6 +18,7 @@ const LINKED: StatusReport = {
   scopes: ["alexa:all"],
   access_expires_at: 1_700_003_600_000,
   store: { ok: true },
+  capabilities: { granted: ["alexa:all"], denied: [] },
 };
 
 test("formatStatus() shows the expiry as an ISO time", () => {
@@ -32,6 +38,69 @@ test("formatStatus() never throws, whatever the expiry", () => {
     formatStatus({ ...LINKED, access_expires_at: 8.64e15 + 1 }, 0),
     /8640000000000001 \(Unix ms\)/,
   );
+});
+
+test("statusReport() tells which wanted scopes are not granted, and why", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "linkd-status-" });
+  try {
+    const wanted = ["alexa:all", "music::library:read", "music::catalog"];
+    const config = parseConfig(
+      JSON.stringify({
+        flash: { path: "flash.img" },
+        keys: { otpPath: "otp.bin" },
+        auth: { scopes: wanted },
+      }),
+      `${dir}/linkd.json`,
+    );
+    const d = Device.open(config);
+    try {
+      provision(
+        d,
+        { serial: "SN-S1", productId: "speaker", clientId: "cid" },
+        () => 1_700_000_000_000,
+      );
+      const vault = d.vault();
+      vault.put(
+        RecordType.TOKENS,
+        encodeTokenRecord({
+          access_token: "Atza|a",
+          refresh_token: "Atzr|r",
+          token_type: "bearer",
+          scopes: ["alexa:all"],
+          expires_in: 3600,
+          obtained_at: 1_700_000_000_000,
+          expires_at: 1_700_003_600_000,
+          client_id: "cid",
+        }),
+      );
+      const refusal = {
+        reason: "unknown_scope" as const,
+        detail: "An unknown scope was requested",
+        at: 1,
+      };
+      vault.put(
+        RecordType.SCOPES,
+        encodeScopeBook(refuse(EMPTY_BOOK, "music::library:read", refusal)),
+      );
+      const r = statusReport(d);
+      assert.equal(r.scopes, ["alexa:all"]);
+      assert.equal(r.capabilities, {
+        granted: ["alexa:all"],
+        denied: [
+          { scope: "music::library:read", reason: "unknown_scope" },
+          { scope: "music::catalog", reason: "not_granted" },
+        ],
+      });
+      assert.match(
+        formatStatus(r, 1_700_000_000_000),
+        /not granted\s+music::library:read \(unknown_scope\) music::catalog/,
+      );
+    } finally {
+      d.close();
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 test.run();

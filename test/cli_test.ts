@@ -104,6 +104,8 @@ const FRESH_STATUS = {
   scopes: [],
   access_expires_at: null,
   store: { ok: true },
+  // An extension to the contract's keys (consumers ignore keys they do not know).
+  capabilities: { granted: [], denied: [] },
 };
 
 /** The root key an OTP file holds (bytes 4..36). */
@@ -797,6 +799,7 @@ test("status after provision: the provisioned identity, no other long hex", asyn
     scopes: [],
     access_expires_at: null,
     store: { ok: true },
+    capabilities: { granted: [], denied: [] },
   });
 
   const human = assertOk(h);
@@ -964,6 +967,7 @@ test("secrets stay sealed: tokens, device key, root key; logout and factory-rese
     scopes,
     access_expires_at: expiresAt,
     store: { ok: true },
+    capabilities: { granted: scopes, denied: [] },
   });
   const human = assertOk(h);
   assert.match(human, /linked\s+yes/);
@@ -977,7 +981,13 @@ test("secrets stay sealed: tokens, device key, root key; logout and factory-rese
   assert.is(findWindow(image, body, 32), null, "no 32-byte window of the sealed tokens remains");
   assert.ok(image.includes(latin1(signedRecord)), "the identity record remains");
   const afterLogout = oneJsonLine(await status(d));
-  assert.equal(afterLogout, { ...s, linked: false, scopes: [], access_expires_at: null });
+  assert.equal(afterLogout, {
+    ...s,
+    linked: false,
+    scopes: [],
+    access_expires_at: null,
+    capabilities: { granted: [], denied: [] },
+  });
   assertSameBytes(Deno.readFileSync(d.otp), otpBefore, "OTP after logout");
   withDevice(d, (device) => {
     assert.is(device.store.get(RecordType.TOKENS), null);

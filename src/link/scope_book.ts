@@ -71,7 +71,10 @@ export function scopesToAsk(
   return recheck ? [...wanted] : wanted.filter((s) => !book.refused[s]);
 }
 
-/** The `capabilities` report: granted scopes, and every wanted scope that is not, with why. */
+/**
+ * The `capabilities` report: granted scopes, and every wanted scope that is not, with why.
+ * While nothing is granted (not linked) only what is known of each scope is listed.
+ */
 export function capabilities(
   wanted: readonly string[],
   granted: readonly string[],
@@ -86,7 +89,7 @@ export function capabilities(
     if (r) denied.push({ scope: s, reason: r.reason });
     else if (book.available.includes(s)) {
       denied.push({ scope: s, reason: "available_after_relink" });
-    } else denied.push({ scope: s, reason: "not_granted" });
+    } else if (granted.length > 0) denied.push({ scope: s, reason: "not_granted" }); // linked without it
   }
   return { granted: [...granted], denied };
 }
