@@ -3,6 +3,7 @@
  * transport under every auth exchange. It returns the raw answer; the process steps
  * (codepair.ts, token.ts) decide what it means.
  */
+import { concat } from "../bytes.ts";
 import type { Clock } from "../clock.ts";
 import {
   BODY_TOO_LARGE,
@@ -197,13 +198,7 @@ async function readBounded(
   } finally {
     signal.removeEventListener("abort", onAbort);
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
+  return concat(...chunks);
 }
 
 function checkUrl(url: string): string {

@@ -1,4 +1,5 @@
 /** Small HTTP helpers shared by the endpoints, the page and the admin API. */
+import { concat } from "../bytes.ts";
 
 /** Request bodies larger than this are refused: no form of these protocols comes near it. */
 export const MAX_BODY = 64 * 1024;
@@ -23,13 +24,7 @@ export async function readBody(req: Request, limit = MAX_BODY): Promise<Uint8Arr
   } finally {
     reader.releaseLock();
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concat(...chunks);
 }
 
 /** The media type of a Content-Type header, lowercased, parameters dropped. */

@@ -4,17 +4,14 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import nacl from "tweetnacl";
 import { type AuthServer, type ClientConfig, startAuthServer } from "../authserver/server.ts";
 import type { Fetch } from "../auth/types.ts";
 import { FakeClock } from "../clock.ts";
 import type { Dialect } from "../config.ts";
-import { NorEmulator } from "../flash/nor_emulator.ts";
-import { signIdentity } from "../provision/identity.ts";
-import { RecordStore } from "../store/record_store.ts";
 import { RecordType, Vault } from "../store/vault.ts";
 import { decodeTokenRecord, encodeTokenRecord } from "../tokens/token_record.ts";
 import { drive, type TrackedFetch, trackFetch } from "../../test/support/drive.ts";
+import { provisionedVault } from "../../test/support/link.ts";
 import { prng } from "../../test/support/random.ts";
 import type { Capabilities } from "./scope_book.ts";
 import {
@@ -58,19 +55,7 @@ interface RigOptions {
 }
 
 function newVault(): Vault {
-  const vault = new Vault(
-    RecordStore.mount(NorEmulator.memory()),
-    nacl.randomBytes(32),
-    (n) => nacl.randomBytes(n),
-  );
-  vault.writeIdentity(signIdentity({
-    serial: "SN-LINK-1",
-    product_id: "speaker",
-    client_id: CLIENT,
-    device_public_key: new Uint8Array(32),
-    provisioned_at: Date.UTC(2026, 10, 1),
-  }));
-  return vault;
+  return provisionedVault(CLIENT, "SN-LINK-1");
 }
 
 /** Every rig a test opened; closed after each test, passed or failed. */

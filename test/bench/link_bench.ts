@@ -3,34 +3,43 @@
  * real HTTP against the local authorization server), and how many requests an hour-long outage
  * costs (fake time: an hour in a moment, the same code path).
  */
-import nacl from "tweetnacl";
-import { startAuthServer } from "../../src/authserver/server.ts";
-import { FakeClock, systemClock } from "../../src/clock.ts";
-import { NorEmulator } from "../../src/flash/nor_emulator.ts";
-import { LinkController } from "../../src/link/controller.ts";
-import { signIdentity } from "../../src/provision/identity.ts";
-import { RecordStore } from "../../src/store/record_store.ts";
-import { RecordType, Vault } from "../../src/store/vault.ts";
+import { type AuthServer, startAuthServer } from "../../src/authserver/server.ts";
+import type { Fetch } from "../../src/auth/types.ts";
+import { type Clock, FakeClock, systemClock } from "../../src/clock.ts";
+import { LinkController, type LinkListener } from "../../src/link/controller.ts";
+import { RecordType, type Vault } from "../../src/store/vault.ts";
+import { provisionedVault } from "../support/link.ts";
 import { drive, trackFetch } from "../support/drive.ts";
 import { prng } from "../support/random.ts";
 import type { Row } from "./main.ts";
 
 const CLIENT = "amzn1.application-oa2-client.bench";
 
-function vault(): Vault {
-  const v = new Vault(
-    RecordStore.mount(NorEmulator.memory()),
-    nacl.randomBytes(32),
-    (n) => nacl.randomBytes(n),
-  );
-  v.writeIdentity(signIdentity({
-    serial: "SN-BENCH-LINK",
-    product_id: "speaker",
-    client_id: CLIENT,
-    device_public_key: new Uint8Array(32),
-    provisioned_at: Date.now(),
-  }));
-  return v;
+const vault = () => provisionedVault(CLIENT, "SN-BENCH-LINK");
+
+/** A controller of a fresh provisioned device against `server`, in LWA. */
+function controller(
+  server: AuthServer,
+  v: Vault,
+  fetchFn: Fetch,
+  clock: Clock,
+  listener: LinkListener,
+): LinkController {
+  return new LinkController({
+    vault: v,
+    identity: { clientId: CLIENT, productId: "speaker", serial: "SN-BENCH-LINK" },
+    auth: {
+      dialect: "lwa",
+      codepairUrl: server.lwa.codepairUrl,
+      tokenUrl: server.lwa.tokenUrl,
+      scopes: ["alexa:all"],
+      fallbackScopes: ["alexa:all"],
+    },
+    fetch: fetchFn,
+    clock,
+    random: Math.random,
+    listener,
+  });
 }
 
 /** Approves at a random moment of a poll interval and times until the tokens are sealed. */
@@ -45,25 +54,11 @@ async function approvalToSealed(intervalS: number, samples: number): Promise<num
       let code = "";
       let resolveLinked: () => void = () => {};
       const linked = new Promise<void>((r) => (resolveLinked = r));
-      const ctl = new LinkController({
-        vault: v,
-        identity: { clientId: CLIENT, productId: "speaker", serial: "SN-BENCH-LINK" },
-        auth: {
-          dialect: "lwa",
-          codepairUrl: server.lwa.codepairUrl,
-          tokenUrl: server.lwa.tokenUrl,
-          scopes: ["alexa:all"],
-          fallbackScopes: ["alexa:all"],
-        },
-        fetch,
-        clock: systemClock,
-        random: Math.random,
-        listener: {
-          pairing: (p) => p && (code = p.user_code),
-          token: () => {
-            if (v.store.get(RecordType.TOKENS)) sealedAt = performance.now();
-            resolveLinked();
-          },
+      const ctl = controller(server, v, fetch, systemClock, {
+        pairing: (p) => p && (code = p.user_code),
+        token: () => {
+          if (v.store.get(RecordType.TOKENS)) sealedAt = performance.now();
+          resolveLinked();
         },
       });
       await ctl.start();
@@ -87,20 +82,8 @@ async function outageRequests(): Promise<number> {
   const server = startAuthServer({ clock, clients: [{ clientId: CLIENT }] });
   const io = trackFetch(clock);
   let code = "";
-  const ctl = new LinkController({
-    vault: vault(),
-    identity: { clientId: CLIENT, productId: "speaker", serial: "SN-BENCH-LINK" },
-    auth: {
-      dialect: "lwa",
-      codepairUrl: server.lwa.codepairUrl,
-      tokenUrl: server.lwa.tokenUrl,
-      scopes: ["alexa:all"],
-      fallbackScopes: ["alexa:all"],
-    },
-    fetch: io.fetch,
-    clock,
-    random: Math.random,
-    listener: { pairing: (p) => p && (code = p.user_code) },
+  const ctl = controller(server, vault(), io.fetch, clock, {
+    pairing: (p) => p && (code = p.user_code),
   });
   try {
     await ctl.start();
