@@ -1,0 +1,744 @@
+/**
+ * linkd's bus to the audio pipeline (CONTRACT.md section 4): a small interface, and its MQTT.js
+ * implementation. The rest of linkd sees `Bus` and plain objects, never MQTT.js or Node streams.
+ *
+ * - MQTT 5, QoS 1, clean start. The last will is `P/state` = `offline`, retained.
+ * - Retained topics (state, pairing, capabilities, segment, display) are remembered and
+ *   published again after every reconnect, so a broker that restarted without persistence gets
+ *   them back; then `onReconnect` lets the owner publish a fresh state and a valid token.
+ * - Reconnection is driven here, not by MQTT.js's fixed `reconnectPeriod`: delays come from
+ *   `Backoff` (RECONNECT_TABLE_S with ±50 % jitter) and are slept on the injected clock. The
+ *   backoff starts over only after a connection stayed up for STABLE_MS, so a broker that
+ *   accepts and drops at once is not hammered. MQTT.js keeps its own keepalive and connect
+ *   timeout on real timers.
+ * - Commands on `P/cmd/+`: bounded, checked (payloads.ts), rate-limited per command name, and
+ *   answered on the MQTT 5 response topic with the request's correlation data. Hostile input
+ *   is answered with a coded error and never throws out of the bus.
+ * - Nothing here logs a payload: no token, no password, ever.
+ *
+ * Publishing never fails because the broker is away: a retained value is kept for the next
+ * connection; a token or prompt published while disconnected is dropped (the owner publishes
+ * a valid token again in `onReconnect`). A broker's refusal (PUBACK 0x87) is logged.
+ */
+import { Buffer } from "node:buffer";
+import mqtt from "mqtt";
+import type { IClientOptions, IClientPublishOptions, IPublishPacket, MqttClient } from "mqtt";
+import { Backoff } from "../auth/backoff.ts";
+import { encodeCbor } from "../cbor.ts";
+import type { Clock } from "../clock.ts";
+import type { AccessToken, LinkState, PairingInfo } from "../link/controller.ts";
+import type { Capabilities } from "../link/scope_book.ts";
+import {
+  BusCode,
+  capabilitiesPayload,
+  type CommandName,
+  type CommandOptions,
+  type CommandReply,
+  type Display,
+  displayPayload,
+  errorReply,
+  isCommandName,
+  isTokenReply,
+  offlineState,
+  pairingPayload,
+  parseCommand,
+  replyPayload,
+  type Say,
+  sayPayload,
+  type Segment,
+  segmentPayload,
+  statePayload,
+  tokenPayload,
+} from "./payloads.ts";
+import { DEFAULT_COMMAND_RATE, type RateLimit, TokenBucket } from "./rate_limit.ts";
+
+export type BusStatus = "connected" | "reconnecting" | "offline";
+
+export type CommandHandler = (
+  cmd: CommandName,
+  options: CommandOptions,
+) => Promise<CommandReply>;
+
+export interface Bus {
+  /** `P/state`, retained. */
+  publishState(s: LinkState): Promise<void>;
+  /** `P/pairing`, retained; null clears it with an empty retained payload. */
+  publishPairing(p: PairingInfo | null): Promise<void>;
+  /** `P/token`: QoS 1, never retained, message expiry = the seconds left (`expires_in`). */
+  publishToken(t: AccessToken): Promise<void>;
+  /** `P/capabilities`, retained. */
+  publishCapabilities(c: Capabilities): Promise<void>;
+  /** `P/say`, not retained. */
+  publishSay(x: Say): Promise<void>;
+  /** `P/segment`, retained while pairing; null clears it. */
+  publishSegment(x: Segment | null): Promise<void>;
+  /** `P/display`, retained while pairing; null clears it. */
+  publishDisplay(x: Display | null): Promise<void>;
+  /** Sets the one handler of `P/cmd/pair`, `P/cmd/logout` and `P/cmd/token`. */
+  onCommand(handler: CommandHandler): void;
+  /** Publishes `finalState` (default `offline`), disconnects cleanly, stops reconnecting. */
+  close(finalState?: LinkState): Promise<void>;
+}
+
+export interface BusOptions {
+  /** `mqtt://host:port` (or `mqtts://`). Credentials belong in username/password, not here. */
+  url: string;
+  username?: string;
+  /** Read from `bus.passwordFile` by the caller; never logged. */
+  password?: string;
+  /** `bus.prefix`: `P` of the topics. */
+  prefix: string;
+  clock: Clock;
+  /** Uniform [0, 1): reconnect jitter and the default client id. */
+  random: () => number;
+  /** Default `linkd-` and 8 random hex digits. */
+  clientId?: string;
+  onStatus?: (s: BusStatus) => void;
+  /** After each reconnect (not the first connect): the owner republishes state and a token. */
+  onReconnect?: () => void;
+  /** One line per event; never holds a payload or a secret. */
+  log?: (line: string) => void;
+  /**
+   * 5 (default). 4 (MQTT 3.1.1) only for a broker without MQTT 5, such as the embedded aedes:
+   * then there is no message expiry, and commands are served but cannot be answered (no
+   * response topic in 3.1.1).
+   */
+  protocolVersion?: 4 | 5;
+  /** Reconnect delays in seconds before jitter (default RECONNECT_TABLE_S). */
+  reconnectTableS?: readonly number[];
+  /** Per command name (default DEFAULT_COMMAND_RATE). */
+  commandRate?: RateLimit;
+  /** How long a command handler may take before the reply is `timeout` (default 30 s). */
+  handlerTimeoutMs?: number;
+  /** How long close() waits for the broker to take the final state (default 5 s). */
+  closeTimeoutMs?: number;
+  /** MQTT keepalive in seconds (default 30). */
+  keepaliveS?: number;
+  /** Abandons waiting for the first connection: connectBus rejects with BusError `aborted`. */
+  signal?: AbortSignal;
+}
+
+/** Reconnect delays, seconds before ±50 % jitter: a local broker is back within seconds. */
+export const RECONNECT_TABLE_S: readonly number[] = [0.25, 0.5, 1, 2, 5, 10, 30];
+/** A connection that stayed up this long resets the backoff to the top of the table. */
+export const STABLE_MS = 30_000;
+/**
+ * The largest packet linkd accepts from the broker (MQTT 5 Maximum Packet Size). The broker
+ * drops a bigger command for linkd without delivering it, so it gets no reply; commands over
+ * MAX_COMMAND_BYTES and under this get a `too_large` reply.
+ */
+export const MAX_INCOMING_PACKET = 65_536;
+
+/** CONNACK reason codes that retrying does not cure (3.1.1 and 5). */
+const REFUSALS = new Set([1, 4, 5, 132, 134, 135, 138, 140]);
+
+export type BusErrorCode = "refused" | "aborted";
+
+/** connectBus's failures: the broker refused the login or protocol, or the caller gave up. */
+export class BusError extends Error {
+  readonly code: BusErrorCode;
+  /** The CONNACK reason code of a refusal. */
+  readonly reasonCode: number | undefined;
+  constructor(code: BusErrorCode, message: string, reasonCode?: number) {
+    super(message);
+    this.name = "BusError";
+    this.code = code;
+    this.reasonCode = reasonCode;
+  }
+}
+
+/** Connects and resolves once connected and subscribed; retries network failures for ever. */
+export async function connectBus(options: BusOptions): Promise<Bus> {
+  const bus = new MqttBus(options);
+  await bus.started;
+  return bus;
+}
+
+/** Wildcards and NUL have no place in a topic linkd publishes to. */
+function notPlainTopic(t: string): boolean {
+  return t.includes("+") || t.includes("#") || t.includes("\0");
+}
+
+function checkPrefix(prefix: string): void {
+  if (
+    typeof prefix !== "string" || prefix.length === 0 || prefix.length > 64 ||
+    notPlainTopic(prefix) || prefix.startsWith("/") || prefix.endsWith("/") ||
+    prefix.startsWith("$")
+  ) {
+    throw new TypeError(`Bus prefix ${JSON.stringify(prefix)} is not a plain topic prefix`);
+  }
+}
+
+/** host:port of the URL, for logs: never the credentials a URL may carry. */
+function where(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    throw new TypeError(`Bus URL is not a URL`);
+  }
+}
+
+function describeError(e: unknown): string {
+  if (e instanceof Error) {
+    const code = (e as { code?: unknown }).code;
+    return `${e.message.split("\n")[0]}${code !== undefined ? ` (${String(code)})` : ""}`;
+  }
+  return "unknown error";
+}
+
+type Outcome = "acked" | "refused" | "lost";
+
+/** One network connection: one MqttClient, never reconnected by MQTT.js. */
+class Connection {
+  readonly client: MqttClient;
+  /** Resolves when the connection is gone, whatever the cause. */
+  readonly ended: Promise<void>;
+  /** Resolves when connected and subscribed; rejects when it ends first. */
+  readonly ready: Promise<void>;
+  up = false;
+  #inflight = new Set<(o: Outcome) => void>();
+  #log: (line: string) => void;
+
+  constructor(
+    url: string,
+    opts: IClientOptions,
+    commandTopic: string,
+    onMessage: (topic: string, payload: Uint8Array, packet: IPublishPacket) => void,
+    log: (line: string) => void,
+  ) {
+    this.#log = log;
+    const client = mqtt.connect(url, opts);
+    this.client = client;
+    let endedResolve!: () => void;
+    this.ended = new Promise((r) => (endedResolve = r));
+    let lastError: unknown = null;
+    this.ready = new Promise<void>((resolve, reject) => {
+      client.on("error", (e) => {
+        lastError = e;
+        if (this.up) log(`connection error: ${describeError(e)}`);
+      });
+      client.on("close", () => {
+        const wasUp = this.up;
+        this.up = false;
+        for (const done of this.#inflight) done("lost");
+        this.#inflight.clear();
+        // reconnectPeriod is 0: end() only releases MQTT.js's stores and timers.
+        client.end(true);
+        endedResolve();
+        if (!wasUp) reject(lastError ?? new Error("Connection closed before it was ready"));
+      });
+      client.on("message", (topic, payload, packet) => {
+        onMessage(
+          topic,
+          new Uint8Array(payload.buffer, payload.byteOffset, payload.length),
+          packet,
+        );
+      });
+      client.once("connect", () => {
+        const subOpts = opts.protocolVersion === 5
+          ? { qos: 1 as const, rh: 2, nl: true }
+          : { qos: 1 as const };
+        client.subscribe(commandTopic, subOpts, (err, granted) => {
+          const refused = (err as { code?: unknown } | undefined)?.code;
+          if (typeof refused === "number" && refused >= 0x80) {
+            // Publishing still works: stay connected, without commands.
+            log(`the broker refused the subscription to ${commandTopic} (${refused})`);
+          } else if (err) {
+            lastError = err;
+            client.end(true);
+            return;
+          } else if ((granted?.[0]?.qos ?? 0) >= 0x80) {
+            log(`the broker refused the subscription to ${commandTopic}`);
+          }
+          if (!client.connected) return; // closed meanwhile: the close handler rejects
+          this.up = true;
+          resolve();
+        });
+      });
+    });
+    this.ready.catch(() => {});
+  }
+
+  /** Publishes and waits for PUBACK, a refusal, or the end of the connection. */
+  publish(
+    topic: string,
+    payload: Uint8Array,
+    opts: IClientPublishOptions,
+  ): Promise<Outcome> {
+    if (!this.up || !this.client.connected) return Promise.resolve("lost");
+    return new Promise((resolve) => {
+      let settled = false;
+      const done = (o: Outcome) => {
+        if (settled) return;
+        settled = true;
+        this.#inflight.delete(done);
+        resolve(o);
+      };
+      this.#inflight.add(done);
+      this.client.publish(topic, Buffer.from(payload), opts, (err) => {
+        if (!err) return done("acked");
+        const code = (err as { code?: unknown }).code;
+        if (typeof code === "number") {
+          this.#log(`the broker refused a publish to ${topic}: ${describeError(err)}`);
+          return done("refused");
+        }
+        // e.g. over the broker's maximum packet size, or the connection went away
+        if (this.up) this.#log(`cannot publish to ${topic}: ${describeError(err)}`);
+        done("lost");
+      });
+    });
+  }
+
+  /** Sends DISCONNECT (normal: no will) and closes, or drops the socket when `force`. */
+  async end(force: boolean): Promise<void> {
+    this.up = false;
+    await new Promise<void>((resolve) => this.client.end(force, {}, () => resolve()));
+    await this.ended;
+  }
+
+  /** Drops the socket now, even in the middle of a graceful end. */
+  destroy(): void {
+    this.up = false;
+    this.client.stream?.destroy();
+  }
+}
+
+class MqttBus implements Bus {
+  readonly started: Promise<void>;
+  readonly #o: BusOptions;
+  readonly #prefix: string;
+  readonly #stateTopic: string;
+  readonly #clientId: string;
+  /** Topic → the last retained payload (empty = cleared), replayed after each reconnect. */
+  readonly #retained = new Map<string, Uint8Array>();
+  readonly #buckets = new Map<string, TokenBucket>();
+  readonly #quiet = new Set<string>();
+  readonly #stop = new AbortController();
+  #conn: Connection | null = null;
+  #handler: CommandHandler | null = null;
+  #status: BusStatus | null = null;
+  #closing: Promise<void> | null = null;
+  #loop: Promise<void> = Promise.resolve();
+
+  constructor(options: BusOptions) {
+    checkPrefix(options.prefix);
+    where(options.url);
+    if (options.protocolVersion !== undefined && ![4, 5].includes(options.protocolVersion)) {
+      throw new TypeError("Bus protocolVersion must be 4 or 5");
+    }
+    this.#o = options;
+    this.#prefix = options.prefix;
+    this.#stateTopic = `${options.prefix}/state`;
+    this.#clientId = options.clientId ??
+      `linkd-${
+        Array.from({ length: 8 }, () => Math.floor(options.random() * 16).toString(16)).join("")
+      }`;
+    this.started = new Promise((resolve, reject) => {
+      this.#loop = this.#run(resolve, reject);
+    });
+  }
+
+  get #v5(): boolean {
+    return (this.#o.protocolVersion ?? 5) === 5;
+  }
+
+  #log(line: string): void {
+    try {
+      this.#o.log?.(`bus: ${line}`);
+    } catch { /* a failing logger must not stop the bus */ }
+  }
+
+  #setStatus(s: BusStatus): void {
+    if (this.#status === s) return;
+    this.#status = s;
+    try {
+      this.#o.onStatus?.(s);
+    } catch (e) {
+      this.#log(`onStatus failed: ${describeError(e)}`);
+    }
+  }
+
+  #clientOptions(): IClientOptions {
+    const will = encodeCbor(statePayload(offlineState(this.#o.clock.now())));
+    const o: IClientOptions = {
+      protocolVersion: this.#o.protocolVersion ?? 5,
+      clientId: this.#clientId,
+      clean: true,
+      keepalive: this.#o.keepaliveS ?? 30,
+      connectTimeout: 10_000,
+      reconnectPeriod: 0,
+      resubscribe: false,
+      queueQoSZero: false,
+      timerVariant: "native",
+      will: { topic: this.#stateTopic, payload: Buffer.from(will), qos: 1, retain: true },
+    };
+    if (this.#v5) o.properties = { maximumPacketSize: MAX_INCOMING_PACKET };
+    if (this.#o.username !== undefined) o.username = this.#o.username;
+    if (this.#o.password !== undefined) o.password = this.#o.password;
+    return o;
+  }
+
+  async #run(resolve: () => void, reject: (e: unknown) => void): Promise<void> {
+    const { clock } = this.#o;
+    const backoff = new Backoff(this.#o.random, this.#o.reconnectTableS ?? RECONNECT_TABLE_S);
+    const signal = this.#stop.signal;
+    const outer = this.#o.signal;
+    const onOuterAbort = () => {
+      if (first) {
+        reject(new BusError("aborted", "Stopped waiting for the bus to connect"));
+        this.#stop.abort();
+      }
+    };
+    let first = true;
+    outer?.addEventListener("abort", onOuterAbort, { once: true });
+    if (outer?.aborted) onOuterAbort();
+    try {
+      while (!signal.aborted) {
+        const conn = new Connection(
+          this.#o.url,
+          this.#clientOptions(),
+          `${this.#prefix}/cmd/+`,
+          (topic, payload, packet) => this.#onMessage(conn, topic, payload, packet),
+          (line) => this.#log(line),
+        );
+        this.#conn = conn;
+        let upAt: number | null = null;
+        try {
+          await conn.ready;
+          if (signal.aborted) {
+            await conn.end(true);
+            break;
+          }
+          upAt = clock.monotonic();
+          this.#log(`connected to ${where(this.#o.url)} as ${this.#clientId}`);
+          this.#setStatus("connected");
+          if (first) {
+            first = false;
+            resolve();
+          } else {
+            await this.#replayRetained(conn);
+            try {
+              this.#o.onReconnect?.();
+            } catch (e) {
+              this.#log(`onReconnect failed: ${describeError(e)}`);
+            }
+          }
+          await conn.ended;
+          if (signal.aborted) break;
+          this.#log(`connection to ${where(this.#o.url)} lost`);
+        } catch (e) {
+          const rc = (e as { code?: unknown }).code;
+          const refused = typeof rc === "number" && REFUSALS.has(rc);
+          if (refused && first) {
+            first = false;
+            reject(
+              new BusError(
+                "refused",
+                `The broker at ${where(this.#o.url)} refused linkd: ${describeError(e)}`,
+                rc,
+              ),
+            );
+            return;
+          }
+          if (signal.aborted) break;
+          this.#log(`cannot connect to ${where(this.#o.url)}: ${describeError(e)}`);
+        }
+        this.#conn = null;
+        this.#setStatus("reconnecting");
+        if (upAt !== null && clock.monotonic() - upAt >= STABLE_MS) backoff.reset();
+        const delay = backoff.next();
+        try {
+          await clock.sleep(delay, signal);
+        } catch {
+          break;
+        }
+      }
+    } catch (e) {
+      // Nothing above should throw; if it does, the bus stays down rather than crash linkd.
+      this.#log(`reconnect loop failed: ${describeError(e)}`);
+      if (first) reject(e);
+    } finally {
+      outer?.removeEventListener("abort", onOuterAbort);
+    }
+  }
+
+  async #replayRetained(conn: Connection): Promise<void> {
+    for (const [topic, payload] of [...this.#retained]) {
+      await conn.publish(topic, payload, { qos: 1, retain: true });
+    }
+  }
+
+  // ── publishing ─────────────────────────────────────────────────────────────────────────────
+
+  async #publishRetained(topic: string, payload: Uint8Array): Promise<void> {
+    if (this.#closing) return;
+    this.#retained.set(topic, payload);
+    const conn = this.#conn;
+    if (!conn?.up) return;
+    await conn.publish(topic, payload, { qos: 1, retain: true });
+  }
+
+  async #publishTransient(
+    topic: string,
+    payload: Uint8Array,
+    opts: IClientPublishOptions,
+  ): Promise<void> {
+    if (this.#closing) return;
+    const conn = this.#conn;
+    if (!conn?.up) {
+      this.#log(`not connected: ${topic} dropped`);
+      return;
+    }
+    const outcome = await conn.publish(topic, payload, opts);
+    if (outcome === "lost") this.#log(`connection lost: ${topic} may not have been delivered`);
+  }
+
+  publishState(s: LinkState): Promise<void> {
+    return this.#publishRetained(this.#stateTopic, encodeCbor(statePayload(s)));
+  }
+
+  publishPairing(p: PairingInfo | null): Promise<void> {
+    return this.#publishRetained(
+      `${this.#prefix}/pairing`,
+      p === null ? new Uint8Array(0) : encodeCbor(pairingPayload(p)),
+    );
+  }
+
+  publishToken(t: AccessToken): Promise<void> {
+    const left = Math.floor(t.expires_in);
+    if (!(left > 0)) {
+      this.#log("token already expired: not published");
+      return Promise.resolve();
+    }
+    return this.#publishTransient(
+      `${this.#prefix}/token`,
+      encodeCbor(tokenPayload(t)),
+      this.#tokenOptions(left),
+    );
+  }
+
+  #tokenOptions(left: number): IClientPublishOptions {
+    const o: IClientPublishOptions = { qos: 1, retain: false };
+    if (this.#v5) o.properties = { messageExpiryInterval: Math.min(left, 0xffffffff) };
+    return o;
+  }
+
+  publishCapabilities(c: Capabilities): Promise<void> {
+    return this.#publishRetained(
+      `${this.#prefix}/capabilities`,
+      encodeCbor(capabilitiesPayload(c)),
+    );
+  }
+
+  publishSay(x: Say): Promise<void> {
+    return this.#publishTransient(`${this.#prefix}/say`, encodeCbor(sayPayload(x)), {
+      qos: 1,
+      retain: false,
+    });
+  }
+
+  publishSegment(x: Segment | null): Promise<void> {
+    return this.#publishRetained(
+      `${this.#prefix}/segment`,
+      x === null ? new Uint8Array(0) : encodeCbor(segmentPayload(x)),
+    );
+  }
+
+  publishDisplay(x: Display | null): Promise<void> {
+    return this.#publishRetained(
+      `${this.#prefix}/display`,
+      x === null ? new Uint8Array(0) : encodeCbor(displayPayload(x)),
+    );
+  }
+
+  onCommand(handler: CommandHandler): void {
+    this.#handler = handler;
+  }
+
+  // ── commands ───────────────────────────────────────────────────────────────────────────────
+
+  #onMessage(conn: Connection, topic: string, payload: Uint8Array, packet: IPublishPacket): void {
+    this.#command(conn, topic, payload, packet).catch((e) => {
+      this.#log(`command failed: ${describeError(e)}`);
+    });
+  }
+
+  /** The reply topic when it is one linkd may answer on: under `P/reply/`, no wildcards. */
+  #replyTopic(packet: IPublishPacket): string | null {
+    const t = packet.properties?.responseTopic;
+    if (t === undefined) return null;
+    const base = `${this.#prefix}/reply/`;
+    if (
+      typeof t !== "string" || !t.startsWith(base) || t.length === base.length ||
+      t.length > 256 || notPlainTopic(t)
+    ) {
+      this.#log(
+        `ignoring response topic ${JSON.stringify(String(t).slice(0, 80))}: not under ${base}`,
+      );
+      return null;
+    }
+    return t;
+  }
+
+  #take(key: string): boolean {
+    let b = this.#buckets.get(key);
+    if (!b) {
+      const clock = this.#o.clock;
+      b = new TokenBucket(this.#o.commandRate ?? DEFAULT_COMMAND_RATE, () => clock.monotonic());
+      this.#buckets.set(key, b);
+    }
+    if (b.take()) {
+      this.#quiet.delete(key);
+      return true;
+    }
+    if (!this.#quiet.has(key)) {
+      this.#quiet.add(key);
+      this.#log(`rate limiting ${key} commands (further refusals not logged)`);
+    }
+    return false;
+  }
+
+  async #command(
+    conn: Connection,
+    topic: string,
+    payload: Uint8Array,
+    packet: IPublishPacket,
+  ): Promise<void> {
+    if (this.#closing) return;
+    // A retained command is an old one replayed by the broker: never act on it.
+    if (packet.retain) {
+      this.#log(`ignoring a retained message on ${JSON.stringify(topic.slice(0, 80))}`);
+      return;
+    }
+    const base = `${this.#prefix}/cmd/`;
+    if (!topic.startsWith(base)) return;
+    const name = topic.slice(base.length);
+    const replyTo = this.#replyTopic(packet);
+    const correlation = packet.properties?.correlationData;
+    const reply = (r: CommandReply) => this.#reply(conn, replyTo, correlation, r);
+
+    if (!isCommandName(name)) {
+      if (!this.#take("unknown")) {
+        return reply(errorReply(BusCode.RATE_LIMITED, "Too many unknown commands"));
+      }
+      this.#log(`unknown command ${JSON.stringify(name.slice(0, 64))}`);
+      return reply(
+        errorReply(BusCode.UNKNOWN_COMMAND, `Unknown command ${JSON.stringify(name.slice(0, 64))}`),
+      );
+    }
+    if (!this.#take(name)) {
+      return reply(errorReply(BusCode.RATE_LIMITED, `Too many ${name} commands: try again later`));
+    }
+    const parsed = parseCommand(name, payload);
+    if (!parsed.ok) {
+      this.#log(`refused cmd/${name}: ${parsed.error.code}`);
+      return reply({ ok: false, error: parsed.error });
+    }
+    const handler = this.#handler;
+    if (!handler) {
+      return reply(errorReply("unavailable", "linkd is not serving commands yet"));
+    }
+    return reply(await this.#runHandler(handler, name, parsed.options));
+  }
+
+  async #runHandler(
+    handler: CommandHandler,
+    name: CommandName,
+    options: CommandOptions,
+  ): Promise<CommandReply> {
+    const timeoutMs = this.#o.handlerTimeoutMs ?? 30_000;
+    const stop = new AbortController();
+    const timeout = this.#o.clock.sleep(timeoutMs, stop.signal).then(
+      () => errorReply(BusCode.TIMEOUT, `Command ${name} took longer than ${timeoutMs} ms`),
+      () => null,
+    );
+    const run = (async () => {
+      try {
+        return await handler(name, options);
+      } catch (e) {
+        // The name and code only: a handler's message is not the bus's to print.
+        const code = (e as { code?: unknown } | null)?.code;
+        const what = e instanceof Error ? e.name : typeof e;
+        this.#log(`cmd/${name} handler failed: ${what}${code === undefined ? "" : ` (${code})`}`);
+        return errorReply(BusCode.INTERNAL, `Command ${name} failed`);
+      }
+    })();
+    const r = await Promise.race([run, timeout.then((t) => t ?? run)]);
+    stop.abort();
+    return checkReply(r) ? r : errorReply(BusCode.INTERNAL, `Command ${name} gave no reply`);
+  }
+
+  async #reply(
+    conn: Connection,
+    replyTo: string | null,
+    correlation: Buffer | undefined,
+    r: CommandReply,
+  ): Promise<void> {
+    if (replyTo === null || !this.#v5) return;
+    const opts: IClientPublishOptions = { qos: 1, retain: false };
+    const properties: NonNullable<IClientPublishOptions["properties"]> = {};
+    if (correlation !== undefined) properties.correlationData = correlation;
+    let payload: Uint8Array;
+    if (isTokenReply(r)) {
+      const left = Math.floor(r.expires_in);
+      if (!(left > 0)) {
+        payload = encodeCbor(errorReply(BusCode.NO_TOKEN, "The access token has expired"));
+      } else {
+        properties.messageExpiryInterval = Math.min(left, 0xffffffff);
+        payload = encodeCbor(replyPayload(r));
+      }
+    } else {
+      payload = encodeCbor(replyPayload(r));
+    }
+    opts.properties = properties;
+    // Answer on the connection the command came on: after a reconnect the asker resends.
+    await conn.publish(replyTo, payload, opts);
+  }
+
+  // ── closing ────────────────────────────────────────────────────────────────────────────────
+
+  close(finalState?: LinkState): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closing = (async () => {
+      const { clock } = this.#o;
+      this.#stop.abort();
+      const conn = this.#conn;
+      if (conn?.up) {
+        const s = finalState ?? offlineState(clock.now());
+        const stop = new AbortController();
+        const timeoutMs = this.#o.closeTimeoutMs ?? 5_000;
+        const deadline = clock.sleep(timeoutMs, stop.signal).then(() => true, () => false);
+        const graceful = (async () => {
+          await conn.publish(this.#stateTopic, encodeCbor(statePayload(s)), {
+            qos: 1,
+            retain: true,
+          });
+          await conn.end(false);
+          return false;
+        })();
+        if (await Promise.race([graceful, deadline])) {
+          this.#log("the broker did not take the final state in time: dropping the connection");
+          conn.destroy();
+          await conn.ended;
+        }
+        stop.abort();
+      } else if (conn) {
+        await conn.end(true);
+      }
+      await this.#loop;
+      this.#conn = null;
+      this.#setStatus("offline");
+      this.#log("closed");
+    })();
+    return this.#closing;
+  }
+}
+
+/** A handler's answer is one of the two reply shapes; anything else is the handler's bug. */
+function checkReply(r: unknown): r is CommandReply {
+  if (r === null || typeof r !== "object") return false;
+  const o = r as Record<string, unknown>;
+  if (typeof o.access_token === "string") return true;
+  return typeof o.ok === "boolean";
+}

@@ -1,0 +1,104 @@
+/**
+ * Wires the link controller to the bus and the presentation outputs:
+ * - the controller's state, pairing code, fresh access tokens and capabilities go on the bus,
+ *   in the order they happened (one publish queue);
+ * - a pairing code is shown by the presenter (voice, segment LEDs, screen, terminal), whose
+ *   payloads go to their topics; the end of pairing clears them;
+ * - commands from the bus (`pair`, `logout`, `token`) reach the controller;
+ * - after a reconnect the retained state, capabilities and pairing code and a valid token are
+ *   published again.
+ * A failing publish or output is logged (never with a payload) and never stops the others.
+ */
+import type { Bus } from "../bus/bus.ts";
+import { type CommandReply, errorReply, okReply } from "../bus/payloads.ts";
+import type { Presenter } from "../present/outputs.ts";
+import type { LinkController, LinkListener, LinkState, PairingInfo } from "./controller.ts";
+import type { Capabilities } from "./scope_book.ts";
+
+export interface BridgeOptions {
+  bus: Bus;
+  presenter: Presenter;
+  /** One line per problem; never a payload. */
+  log?: (line: string) => void;
+}
+
+export class LinkBridge {
+  readonly #o: BridgeOptions;
+  #queue: Promise<void> = Promise.resolve();
+  #ctl: LinkController | null = null;
+  #state: LinkState | null = null;
+  #pairing: PairingInfo | null = null;
+  #caps: Capabilities | null = null;
+
+  constructor(options: BridgeOptions) {
+    this.#o = options;
+  }
+
+  /** The listener to give the LinkController. */
+  readonly listener: LinkListener = {
+    state: (s) => {
+      this.#state = s;
+      this.#publish("state", () => this.#o.bus.publishState(s));
+    },
+    pairing: (p) => {
+      this.#pairing = p;
+      this.#publish("pairing", () => this.#o.bus.publishPairing(p));
+      this.#publish(
+        "presentation",
+        () => (p ? this.#o.presenter.show(p) : this.#o.presenter.clear()),
+      );
+    },
+    token: (t) => this.#publish("token", () => this.#o.bus.publishToken(t)),
+    capabilities: (c) => {
+      this.#caps = c;
+      this.#publish("capabilities", () => this.#o.bus.publishCapabilities(c));
+    },
+  };
+
+  /** Starts serving bus commands with `ctl`. */
+  attach(ctl: LinkController): void {
+    this.#ctl = ctl;
+    this.#o.bus.onCommand((cmd) => this.#command(cmd));
+  }
+
+  /** After a reconnect: the retained topics and a valid token again. */
+  republish(): void {
+    const s = this.#state;
+    const c = this.#caps;
+    const p = this.#pairing;
+    if (s) this.#publish("state", () => this.#o.bus.publishState(s));
+    if (c) this.#publish("capabilities", () => this.#o.bus.publishCapabilities(c));
+    if (p) this.#publish("presentation", () => this.#o.presenter.show(p));
+    this.#publish("pairing", () => this.#o.bus.publishPairing(p));
+    const t = this.#ctl?.currentToken();
+    if (t) this.#publish("token", () => this.#o.bus.publishToken(t));
+  }
+
+  /** Resolves when everything queued so far has been published (or failed). */
+  flush(): Promise<void> {
+    return this.#queue;
+  }
+
+  async #command(cmd: "pair" | "logout" | "token"): Promise<CommandReply> {
+    const ctl = this.#ctl;
+    if (!ctl) return errorReply("not_ready", "linkd is starting");
+    switch (cmd) {
+      case "pair":
+        await ctl.pair();
+        return okReply();
+      case "logout":
+        await ctl.logout();
+        return okReply();
+      case "token":
+        return ctl.currentToken() ??
+          errorReply("no_token", "No valid access token: not linked, or a refresh is under way");
+    }
+  }
+
+  #publish(what: string, fn: () => Promise<void> | void): void {
+    this.#queue = this.#queue.then(fn).catch((e) => {
+      const why = e instanceof Error ? e.name : "failure";
+      this.#o.log?.(`linkd: publishing ${what} failed (${why})`);
+    });
+  }
+}
