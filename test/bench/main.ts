@@ -6,6 +6,7 @@ import { storeFigures } from "./store_bench.ts";
 import { sealFigures } from "./seal_bench.ts";
 import { provisionFigures } from "./provision_bench.ts";
 import { linkFigures } from "./link_bench.ts";
+import { busFigures } from "./bus_bench.ts";
 
 export interface Row {
   area: string;
@@ -21,6 +22,7 @@ rows.push(...storeFigures());
 rows.push(...sealFigures());
 rows.push(...provisionFigures());
 rows.push(...(await linkFigures()));
+rows.push(...(await busFigures()));
 
 const head: Row = { area: "area", metric: "metric", value: "value", goal: "goal" };
 const width = (k: keyof Row) => Math.max(...[head, ...rows].map((r) => String(r[k]).length));
