@@ -1,0 +1,118 @@
+/** LinkBridge with a recording bus: ordering, republish after a reconnect, command answers. */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import type { Bus, CommandHandler } from "../bus/bus.ts";
+import { FakeClock } from "../clock.ts";
+import { Presenter } from "../present/outputs.ts";
+import { LinkBridge } from "./bridge.ts";
+import type { AccessToken, LinkController, PairingInfo } from "./controller.ts";
+
+function recordingBus(fail = new Set<string>()) {
+  const log: string[] = [];
+  let handler: CommandHandler | null = null;
+  const rec = (what: string) => (x: unknown) => {
+    if (fail.has(what)) return Promise.reject(new Error("broker away"));
+    log.push(
+      `${what}:${x === null ? "null" : typeof x === "object" ? JSON.stringify(x).slice(0, 40) : x}`,
+    );
+    return Promise.resolve();
+  };
+  const bus: Bus = {
+    publishState: rec("state"),
+    publishPairing: rec("pairing"),
+    publishToken: rec("token"),
+    publishCapabilities: rec("capabilities"),
+    publishSay: rec("say"),
+    publishSegment: rec("segment"),
+    publishDisplay: rec("display"),
+    onCommand: (h) => void (handler = h),
+    close: () => Promise.resolve(),
+  };
+  return { bus, log, command: (c: "pair" | "logout" | "token") => handler!(c, {}) };
+}
+
+const PAIRING: PairingInfo = {
+  user_code: "ABCDEF",
+  verification_uri: "https://amazon.com/us/code",
+  expires_at: 1,
+  expires_in: 600,
+  interval: 5,
+};
+const TOKEN: AccessToken = {
+  access_token: "Atza|x",
+  token_type: "bearer",
+  scopes: [],
+  expires_at: 1,
+  expires_in: 60,
+};
+
+function fakeController(token: AccessToken | null) {
+  const calls: string[] = [];
+  const ctl = {
+    currentToken: () => token,
+    pair: () => (calls.push("pair"), Promise.resolve()),
+    logout: () => (calls.push("logout"), Promise.resolve()),
+  } as unknown as LinkController;
+  return { ctl, calls };
+}
+
+function presenter(bus: Bus): Presenter {
+  return new Presenter({
+    outputs: ["voice", "segment", "screen"],
+    lang: "en-US",
+    clock: new FakeClock(),
+    sinks: {
+      say: (x) => bus.publishSay(x),
+      segment: (x) => bus.publishSegment(x),
+      display: (x) => bus.publishDisplay(x),
+    },
+  });
+}
+
+test("LinkBridge publishes in the order things happened, and republishes after a reconnect", async () => {
+  const { bus, log } = recordingBus();
+  const bridge = new LinkBridge({ bus, presenter: presenter(bus) });
+  const { ctl } = fakeController(TOKEN);
+  bridge.attach(ctl);
+  bridge.listener.state!({ state: "pairing", since: 1, scopes: [] });
+  bridge.listener.pairing!(PAIRING);
+  bridge.listener.capabilities!({ granted: [], denied: [] });
+  await bridge.flush();
+  const first = log.map((l) => l.split(":")[0]);
+  assert.equal(first.slice(0, 2), ["state", "pairing"]);
+  assert.ok(first.includes("say") && first.includes("segment") && first.includes("display"));
+  assert.is(first.at(-1), "capabilities");
+  log.length = 0;
+  bridge.republish();
+  await bridge.flush();
+  const again = log.map((l) => l.split(":")[0]);
+  for (const t of ["state", "capabilities", "pairing", "segment", "display", "token"]) {
+    assert.ok(again.includes(t), `${t} republished: ${again}`);
+  }
+});
+
+test("LinkBridge: a failing publish is logged and does not stop the others", async () => {
+  const { bus, log } = recordingBus(new Set(["pairing"]));
+  const lines: string[] = [];
+  const bridge = new LinkBridge({ bus, presenter: presenter(bus), log: (l) => lines.push(l) });
+  bridge.listener.pairing!(PAIRING);
+  bridge.listener.state!({ state: "pairing", since: 1, scopes: [] });
+  await bridge.flush();
+  assert.ok(log.some((l) => l.startsWith("state")));
+  assert.ok(log.some((l) => l.startsWith("display")));
+  assert.equal(lines, ["linkd: publishing pairing failed (Error)"]);
+});
+
+test("LinkBridge answers commands through the controller", async () => {
+  const { bus, command } = recordingBus();
+  const bridge = new LinkBridge({ bus, presenter: presenter(bus) });
+  const { ctl, calls } = fakeController(null);
+  bridge.attach(ctl);
+  assert.equal(await command("pair"), { ok: true });
+  assert.equal(await command("logout"), { ok: true });
+  const t = await command("token");
+  assert.equal((t as { ok: boolean; error: { code: string } }).error.code, "no_token");
+  assert.equal(calls, ["pair", "logout"]);
+});
+
+test.run();
