@@ -1,4 +1,4 @@
 /** The `linkd` executable. */
 import { main } from "./cli/main.ts";
 
-if (import.meta.main) Deno.exit(main(Deno.args));
+if (import.meta.main) Deno.exit(await main(Deno.args));

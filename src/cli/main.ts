@@ -16,6 +16,7 @@ import { provision } from "../provision/provision.ts";
 import { formatStatus, statusReport } from "../status.ts";
 import { RecordType, USER_RECORDS } from "../store/vault.ts";
 import { VERSION } from "../version.ts";
+import { runDaemon } from "../daemon/run.ts";
 import { parseArgs, USAGE_TEXT } from "./args.ts";
 import { dirname } from "node:path";
 
@@ -47,9 +48,9 @@ export function oneLine(message: string): string {
   return message.replace(CONTROL, " ");
 }
 
-export function main(argv: readonly string[], io: Io = systemIo): number {
+export async function main(argv: readonly string[], io: Io = systemIo): Promise<number> {
   try {
-    return dispatch(argv, io);
+    return await dispatch(argv, io);
   } catch (e) {
     if (isLinkdError(e)) {
       io.err(`linkd: ${oneLine(e.message)}`);
@@ -147,7 +148,7 @@ function forget(d: Device, types: readonly RecordType[]): boolean {
 
 const NEEDS_REPAIR = "cannot be read: the device needs repair (see linkd status)";
 
-function dispatch(argv: readonly string[], io: Io): number {
+async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   const cmd = parseArgs(argv);
   switch (cmd.cmd) {
     case "help":
@@ -157,10 +158,7 @@ function dispatch(argv: readonly string[], io: Io): number {
       io.out(`linkd ${VERSION}`);
       return Exit.OK;
     case "run":
-      io.err(
-        "linkd: Cannot start the daemon: this build has no bus or code-pair flow yet; it offers provision, status, logout and factory-reset",
-      );
-      return Exit.UNAVAILABLE;
+      return await runCommand(cmd.config, io);
     case "status":
       return withDevice(cmd.config, io, (d) => {
         const r = statusReport(d);
@@ -254,5 +252,25 @@ function writeAtomically(path: string, bytes: Uint8Array): void {
       Deno.removeSync(tmp);
     } catch { /* nothing to clean */ }
     throw new LinkdError(Code.IO, `Cannot write the record to ${path}: ${(e as Error).name}`);
+  }
+}
+
+/** `linkd run`: the daemon, until SIGTERM or SIGINT. */
+async function runCommand(flag: string | undefined, io: Io): Promise<number> {
+  const config = loadConfig(configPath(flag, io.env));
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  Deno.addSignalListener("SIGTERM", onSignal);
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    return await runDaemon({
+      config,
+      signal: stop.signal,
+      log: (line) => io.err(oneLine(line)),
+      terminal: (text) => io.out(text),
+    });
+  } finally {
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    Deno.removeSignalListener("SIGINT", onSignal);
   }
 }

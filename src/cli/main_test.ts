@@ -39,7 +39,7 @@ test("withLineKey() wipes a hex key file and its seed on success, and on a bad k
   assert.is(withLineKey(undefined, (seed) => seed === undefined), true);
 });
 
-test("main() prints one line on stderr even when a path from argv holds line breaks", () => {
+test("main() prints one line on stderr even when a path from argv holds line breaks", async () => {
   const err: string[] = [];
   const io: Io = {
     out: () => assert.unreachable("no stdout"),
@@ -50,7 +50,7 @@ test("main() prints one line on stderr even when a path from argv holds line bre
   };
   const dir = Deno.makeTempDirSync({ prefix: "linkd-main-" });
   try {
-    const code = main(["status", "--config", `${dir}/x\ny\r\u2028z.json`], io);
+    const code = await main(["status", "--config", `${dir}/x\ny\r\u2028z.json`], io);
     assert.is(code, 78);
     assert.is(err.length, 1);
     assert.ok(err[0]!.includes(`${dir}/x y  z.json`), err[0]);

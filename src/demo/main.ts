@@ -1,76 +1,184 @@
 /**
- * `deno task demo`: linkd on a demo device under target/demo, with nothing but this checkout.
+ * `deno task demo`: the speaker's whole account link on this machine, with no broker and no
+ * Amazon account.
  *
- * It writes a configuration whose flash partition and OTP key store are emulated files, a
- * factory line key, then runs the commands the factory line and a technician would: provision,
- * status, a second provision that the device refuses. Run it again and the device is read back
- * from its sealed flash. `--fresh` starts over with a blank device.
+ * It starts the local authorization server and an in-process MQTT broker (aedes), provisions a
+ * demo device under target/demo (emulated NOR flash and OTP files), runs the linkd daemon, and
+ * a sample audio-pipeline subscriber prints what arrives on the bus. The code shows in the
+ * terminal as the speaker's segment display and screen would show it, with the URL of the local
+ * verification page: open it and approve, or pass `--approve` to approve by itself. Once the
+ * token arrives the demo stops; run it again and the device boots from its sealed flash
+ * without pairing. `--fresh` starts over with a blank device; `--broker mqtt://host:port` uses
+ * a running MQTT 5 broker instead of the embedded one.
  */
+import mqtt from "mqtt";
 import nacl from "tweetnacl";
+import { startAuthServer } from "../authserver/server.ts";
 import { toHex } from "../bytes.ts";
+import { decodeCbor } from "../cbor.ts";
+import { startEmbeddedBroker } from "../bus/embedded.ts";
 import { main } from "../cli/main.ts";
+import { loadConfig } from "../config.ts";
+import { runDaemon } from "../daemon/run.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
-const dir = `${root}target/demo`;
-const config = `${dir}/linkd.json`;
+/** `LINKD_DEMO_DIR` moves the demo device elsewhere (the tests use a temporary folder). */
+const dir = Deno.env.get("LINKD_DEMO_DIR") ?? `${root}target/demo`;
+const configPath = `${dir}/linkd.json`;
+const CLIENT = "amzn1.application-oa2-client.linkd-demo";
+const args = Deno.args;
+const approve = args.includes("--approve");
+const brokerArg = args[args.indexOf("--broker") + 1];
+const brokerUrl = args.includes("--broker") ? brokerArg : undefined;
+const out = (s: string) => console.log(s);
 
-if (Deno.args.includes("--fresh")) Deno.removeSync(dir, { recursive: true });
+if (args.includes("--fresh")) Deno.removeSync(dir, { recursive: true });
 Deno.mkdirSync(dir, { recursive: true });
+
+// The local authorization server: this client may link alexa:all; the music scope is refused
+// exactly as Amazon refuses a security profile not enabled for it.
+const auth = startAuthServer({
+  port: 0,
+  clients: [{
+    clientId: CLIENT,
+    name: "linkd demo speaker",
+    enabledScopes: ["alexa:all"],
+    interval: 2,
+  }],
+});
+const embedded = brokerUrl ? null : await startEmbeddedBroker();
+const broker = brokerUrl
+  ? { url: brokerUrl, protocolVersion: 5 as const }
+  : { url: embedded!.url, protocolVersion: embedded!.protocolVersion };
+
+Deno.writeTextFileSync(
+  configPath,
+  JSON.stringify(
+    {
+      flash: { path: "flash.img" },
+      keys: { otpPath: "otp.bin" },
+      auth: {
+        dialect: "lwa",
+        codepairUrl: auth.lwa.codepairUrl,
+        tokenUrl: auth.lwa.tokenUrl,
+        scopes: ["alexa:all", "music::library:read"],
+        fallbackScopes: ["alexa:all"],
+      },
+      bus: { url: broker.url, username: "linkd", passwordFile: "bus.pass", prefix: "linkd" },
+      display: { outputs: ["voice", "segment", "screen", "terminal"], lang: "en-US" },
+    },
+    null,
+    2,
+  ) + "\n",
+);
+Deno.writeTextFileSync(`${dir}/bus.pass`, "");
 try {
-  Deno.statSync(config);
+  Deno.statSync(`${dir}/line.key`);
 } catch {
-  Deno.writeTextFileSync(
-    config,
-    JSON.stringify({ flash: { path: "flash.img" }, keys: { otpPath: "otp.bin" } }, null, 2) + "\n",
-  );
   Deno.writeTextFileSync(`${dir}/line.key`, toHex(nacl.randomBytes(32)) + "\n", { mode: 0o600 });
 }
 
-function linkd(...args: string[]): number {
-  console.log(`\n$ linkd ${args.join(" ")}`);
-  const code = main(args);
-  console.log(`(exit ${code})`);
-  return code;
-}
+out(
+  `linkd demo: device files in target/demo, broker ${broker.url}${embedded ? " (embedded)" : ""}`,
+);
+out(`authorization server ${auth.url} (verification page ${auth.verificationUrl})\n`);
 
-console.log(
-  `Demo device in ${
-    dir.replace(root, "")
-  }: flash.img (emulated 64 KiB NOR), otp.bin (emulated OTP)`,
-);
+// The factory line, once.
 const serial = `DEMO-${toHex(nacl.randomBytes(3)).toUpperCase()}`;
-const first = linkd(
-  "provision",
-  "--config",
-  config,
-  "--serial",
-  serial,
-  "--product-id",
-  "demo_speaker",
-  "--client-id",
-  "amzn1.application-oa2-client.demo0123456789abcdef",
-  "--line-key",
-  `${dir}/line.key`,
-  "--record-out",
-  `${dir}/identity.cbor`,
+let statusJson = "{}";
+await main(["status", "--config", configPath, "--json"], {
+  ...consoleIo(),
+  out: (t) => (statusJson = t),
+});
+if (!JSON.parse(statusJson).provisioned) {
+  out("$ linkd provision (the factory line)");
+  const code = await main([
+    "provision",
+    "--config",
+    configPath,
+    "--serial",
+    serial,
+    "--product-id",
+    "demo_speaker",
+    "--client-id",
+    CLIENT,
+    "--line-key",
+    `${dir}/line.key`,
+    "--record-out",
+    `${dir}/identity.cbor`,
+  ]);
+  if (code !== 0) Deno.exit(code);
+} else out("The device is provisioned already: it boots from its sealed flash.");
+
+// The audio pipeline's side: a subscriber to the bus.
+const sub = mqtt.connect(broker.url, {
+  protocolVersion: broker.protocolVersion,
+  clientId: "demo-audio",
+});
+const stop = new AbortController();
+let gotToken = false;
+sub.on("message", (topic: string, payload: Uint8Array) => {
+  if (payload.length === 0) return;
+  const v = decodeCbor(payload, topic) as Record<string, unknown>;
+  if (topic === "linkd/state") {
+    out(`[audio] state: ${v.state}${v.error ? ` (${(v.error as { code: string }).code})` : ""}`);
+  }
+  if (topic === "linkd/say") out(`[audio] would say: "${v.text}"`);
+  if (topic === "linkd/capabilities") out(`[audio] capabilities: ${JSON.stringify(v)}`);
+  if (topic === "linkd/token") {
+    const t = String(v.access_token);
+    out(
+      `[audio] token received: ${
+        t.slice(0, 12)
+      }… (${t.length} chars, expires in ${v.expires_in} s)`,
+    );
+    gotToken = true;
+    setTimeout(() => stop.abort(), 300);
+  }
+});
+await new Promise<void>((resolve) => sub.on("connect", () => resolve()));
+await sub.subscribeAsync("linkd/#", { qos: 1 });
+
+// The code on show (linkd/pairing): approved a moment later with --approve, as a person at
+// the verification page would; otherwise the person opens the page.
+sub.on("message", (topic: string, payload: Uint8Array) => {
+  if (topic !== "linkd/pairing" || payload.length === 0) return;
+  const code = String((decodeCbor(payload, topic) as { user_code: unknown }).user_code);
+  if (!approve) {
+    out(`Open ${auth.verificationUrl} in a browser and enter ${code} (Ctrl-C to stop).`);
+    return;
+  }
+  setTimeout(() => {
+    if (auth.state.approve(code)) out(`[demo] approved ${code} at the verification page`);
+  }, 1500);
+});
+const onSignal = () => stop.abort();
+Deno.addSignalListener("SIGINT", onSignal);
+
+const code = await runDaemon({
+  config: loadConfig(configPath),
+  signal: stop.signal,
+  log: (line) => console.error(line),
+  terminal: (text) => out(text),
+  broker,
+});
+Deno.removeSignalListener("SIGINT", onSignal);
+await sub.endAsync();
+await embedded?.close();
+await auth.close();
+out(
+  gotToken
+    ? "\nLinked. Run `deno task demo` again: the speaker boots from its sealed flash without pairing."
+    : "\nStopped before a token arrived.",
 );
-if (first === 73) {
-  console.log(
-    "The device was provisioned by an earlier run: its identity is read back from flash.",
-  );
+Deno.exit(code);
+
+function consoleIo() {
+  return {
+    out: (t: string) => console.log(t),
+    err: (t: string) => console.error(t),
+    env: (n: string) => Deno.env.get(n),
+    now: () => Date.now(),
+    effects: { random: (n: number) => nacl.randomBytes(n) },
+  };
 }
-linkd("status", "--config", config);
-linkd("status", "--config", config, "--json");
-console.log("\nThe factory line cannot provision the same device twice:");
-linkd(
-  "provision",
-  "--config",
-  config,
-  "--serial",
-  "OTHER-1",
-  "--product-id",
-  "x",
-  "--client-id",
-  "y",
-);
-console.log(`\nRun it again to boot from the sealed flash, or with --fresh to start over.`);

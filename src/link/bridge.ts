@@ -74,6 +74,11 @@ export class LinkBridge {
     if (t) this.#publish("token", () => this.#o.bus.publishToken(t));
   }
 
+  /** The last state handed to the bus, if any. */
+  get lastState(): LinkState | null {
+    return this.#state;
+  }
+
   /** Resolves when everything queued so far has been published (or failed). */
   flush(): Promise<void> {
     return this.#queue;

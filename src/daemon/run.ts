@@ -1,0 +1,121 @@
+/**
+ * `linkd run`: the daemon the speaker starts at boot (CONTRACT.md section 1).
+ *
+ * Boot: open the flash and mount the sealed store, connect the bus, then publish the first
+ * state (`unprovisioned`, or the link controller's) and tell systemd READY=1. A provisioned
+ * device serves its sealed token without touching the network, refreshes an expired one, or
+ * starts the code-pair flow; commands arrive on the bus. On SIGTERM: cancel whatever runs,
+ * take the code down, publish `offline`, flush the flash, exit 0.
+ */
+import type { Fetch } from "../auth/types.ts";
+import { type Bus, BusError, connectBus } from "../bus/bus.ts";
+import { busLogin } from "../bus/credentials.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import type { Config } from "../config.ts";
+import { Device } from "../device.ts";
+import { Code, LinkdError } from "../errors.ts";
+import { LinkBridge } from "../link/bridge.ts";
+import { LinkController } from "../link/controller.ts";
+import { Presenter } from "../present/outputs.ts";
+
+/** What the daemon needs from outside; the defaults are the real ones. */
+export interface DaemonOptions {
+  config: Config;
+  /** Aborted on SIGTERM (and SIGINT): the daemon shuts down cleanly. */
+  signal: AbortSignal;
+  log: (line: string) => void;
+  /** Where the `terminal` output goes (the demo's console; stdout on a device). */
+  terminal?: (text: string) => void;
+  clock?: Clock;
+  fetch?: Fetch;
+  random?: () => number;
+  /** Called once the first state is on the bus (systemd READY=1). */
+  onReady?: () => void;
+  /** Another broker than `config.bus` (the demo's embedded one), with its MQTT version. */
+  broker?: { url: string; protocolVersion: 4 | 5 };
+}
+
+/** Runs until `signal` aborts; resolves with the exit code. */
+export async function runDaemon(o: DaemonOptions): Promise<number> {
+  const clock = o.clock ?? systemClock;
+  const random = o.random ?? Math.random;
+  const device = Device.open(o.config);
+  let bus: Bus | null = null;
+  let ctl: LinkController | null = null;
+  let bridge: LinkBridge | null = null;
+  try {
+    const provisioned = device.otp.state() === "programmed" ? device.vault().identity() : null;
+    const login = o.broker ? {} : busLogin(o.config.bus);
+    try {
+      bus = await connectBus({
+        url: o.broker?.url ?? o.config.bus.url,
+        ...login,
+        prefix: o.config.bus.prefix,
+        clock,
+        random,
+        signal: o.signal,
+        ...(o.broker ? { protocolVersion: o.broker.protocolVersion } : {}),
+        onReconnect: () => bridge?.republish(),
+        log: o.log,
+      });
+    } catch (e) {
+      if (o.signal.aborted) return 0;
+      if (e instanceof BusError && e.code === "refused") {
+        throw new LinkdError(
+          Code.CONFIG,
+          `Cannot log in to the bus at ${o.config.bus.url}: the broker refused (check bus.username and bus.passwordFile)`,
+        );
+      }
+      throw e;
+    }
+    const b = bus;
+    const presenter = new Presenter({
+      outputs: o.config.display.outputs,
+      lang: o.config.display.lang,
+      clock,
+      sinks: {
+        say: (x) => b.publishSay(x),
+        segment: (x) => b.publishSegment(x),
+        display: (x) => b.publishDisplay(x),
+        terminal: (t) => o.terminal?.(t),
+      },
+      onError: (output, e) =>
+        o.log(`linkd: the ${output} output failed (${e instanceof Error ? e.name : "error"})`),
+    });
+    bridge = new LinkBridge({ bus, presenter, log: o.log });
+    if (!provisioned) {
+      bridge.listener.state!({ state: "unprovisioned", since: clock.now(), scopes: [] });
+    } else {
+      const id = provisioned.identity;
+      ctl = new LinkController({
+        vault: device.vault(),
+        identity: { clientId: id.client_id, productId: id.product_id, serial: id.serial },
+        auth: o.config.auth,
+        fetch: o.fetch ?? fetch,
+        clock,
+        random,
+        lang: o.config.display.lang,
+        listener: bridge.listener,
+      });
+      bridge.attach(ctl);
+      await ctl.start(); // a sealed valid token: linked at once, without the network
+      // Pairing states wait for the server's answer: publish the first state now.
+      if (!bridge.lastState) bridge.listener.state!(ctl.state);
+    }
+    await bridge.flush();
+    o.onReady?.();
+    await new Promise<void>((resolve) => {
+      if (o.signal.aborted) return resolve();
+      o.signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    return 0;
+  } finally {
+    await ctl?.stop();
+    if (bridge) {
+      bridge.listener.pairing!(null); // take the code down everywhere
+      await bridge.flush();
+    }
+    await bus?.close();
+    device.close();
+  }
+}

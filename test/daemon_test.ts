@@ -1,0 +1,122 @@
+/**
+ * `linkd run` as the speaker runs it: a real process, Debian's mosquitto, the local
+ * authorization server, and an independent MQTT 5 subscriber (Python paho-mqtt + cbor2).
+ */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { startAuthServer } from "../src/authserver/server.ts";
+import { Peer, type PeerMessage } from "../src/bus/_testing.ts";
+import { haveMosquitto, type Mosquitto, startMosquitto } from "./support/broker.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+const CLIENT = "amzn1.application-oa2-client.daemontest";
+const run = haveMosquitto() || Deno.env.get("CI") ? test : test.skip;
+
+function linkd(args: string[], cwd: string): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${root}src/main.ts`, ...args],
+    cwd,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+const messages = (peer: Peer, topic: string): PeerMessage[] =>
+  (peer.events as unknown as PeerMessage[]).filter((e) => e.ev === "message" && e.topic === topic);
+const states = (peer: Peer) =>
+  messages(peer, "linkd/state").map((m) => (m.cbor as { state: string }).state);
+
+run(
+  "linkd run: pairs, serves the token, exits 0 on SIGTERM with offline, reboots from flash",
+  async () => {
+    const dir = Deno.makeTempDirSync({ prefix: "linkd-daemon-" });
+    const auth = startAuthServer({ clients: [{ clientId: CLIENT, interval: 1 }] });
+    let broker: Mosquitto | null = null;
+    let peer: Peer | null = null;
+    const children: Deno.ChildProcess[] = [];
+    try {
+      broker = await startMosquitto();
+      Deno.writeTextFileSync(`${dir}/bus.pass`, "");
+      Deno.writeTextFileSync(
+        `${dir}/linkd.json`,
+        JSON.stringify({
+          flash: { path: "flash.img" },
+          keys: { otpPath: "otp.bin" },
+          auth: { codepairUrl: auth.lwa.codepairUrl, tokenUrl: auth.lwa.tokenUrl },
+          bus: { url: broker.url, passwordFile: "bus.pass" },
+          display: { outputs: ["voice", "segment", "screen"] },
+        }),
+      );
+      const prov = await linkd(
+        [
+          "provision",
+          "--config",
+          "linkd.json",
+          "--serial",
+          "SN-D1",
+          "--product-id",
+          "p",
+          "--client-id",
+          CLIENT,
+        ],
+        dir,
+      ).output();
+      assert.is(prov.code, 0, new TextDecoder().decode(prov.stderr));
+
+      peer = await Peer.open({ port: broker.port, clientId: "audio" });
+      const p = peer;
+      await p.subscribe("linkd/#", { qos: 1, rap: true });
+      const first = linkd(["run", "--config", "linkd.json"], dir);
+      children.push(first);
+      const pairing = await p.waitFor(
+        () =>
+          messages(p, "linkd/pairing").find((m) => (m.cbor as { user_code?: string })?.user_code),
+        15_000,
+      );
+      assert.ok(auth.state.approve((pairing.cbor as { user_code: string }).user_code));
+      const token = await p.waitFor(() => messages(p, "linkd/token")[0], 15_000);
+      assert.match((token.cbor as { access_token: string }).access_token, /^Atza\|/);
+      await p.waitFor(() => (states(p).includes("linked") ? true : undefined));
+
+      first.kill("SIGTERM");
+      const status = await first.status;
+      assert.is(status.code, 0, "exit 0 on SIGTERM");
+      await p.waitFor(() => (states(p).at(-1) === "offline" ? true : undefined));
+      const offline = messages(p, "linkd/state").at(-1)!;
+      assert.is(offline.retain, true);
+
+      // A restart with a valid sealed token publishes it without touching the network.
+      const before = auth.state.stats();
+      const tokensBefore = messages(p, "linkd/token").length;
+      const second = linkd(["run", "--config", "linkd.json"], dir);
+      children.push(second);
+      await p.waitFor(
+        () => (messages(p, "linkd/token").length > tokensBefore ? true : undefined),
+        15_000,
+      );
+      assert.is(states(p).at(-1), "linked");
+      const after = auth.state.stats();
+      assert.equal([after.codepair, after.token, after.refresh], [
+        before.codepair,
+        before.token,
+        before.refresh,
+      ]);
+      second.kill("SIGTERM");
+      assert.is((await second.status).code, 0);
+    } finally {
+      for (const c of children) {
+        try {
+          c.kill("SIGKILL");
+        } catch { /* already gone */ }
+        await c.output().catch(() => {});
+      }
+      await peer?.close();
+      await broker?.stop();
+      await auth.close();
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
+
+test.run();

@@ -1,0 +1,46 @@
+/**
+ * The README's first command: the demo pairs unattended with --approve, the audio-pipeline
+ * subscriber gets the token, and a second run boots from the sealed flash without pairing.
+ */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+
+const root = new URL("..", import.meta.url).pathname;
+const dir = Deno.makeTempDirSync({ prefix: "linkd-demo-" });
+test.after(() => Deno.removeSync(dir, { recursive: true }));
+
+async function demo(...args: string[]): Promise<{ code: number; out: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${root}src/demo/main.ts`, ...args],
+    cwd: root,
+    env: { LINKD_DEMO_DIR: dir, NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const r = await child.output();
+  clearTimeout(timer);
+  const dec = new TextDecoder();
+  return { code: r.code, out: dec.decode(r.stdout) + dec.decode(r.stderr) };
+}
+
+test("demo --approve: provisions, pairs, the subscriber gets a token; again: boots from flash", async () => {
+  const first = await demo("--fresh", "--approve");
+  assert.is(first.code, 0, first.out);
+  assert.match(first.out, /linkd provision/);
+  assert.match(first.out, /\[audio\] state: pairing/);
+  assert.match(first.out, /would say: "To link this device/);
+  assert.match(first.out, /segment display/);
+  assert.match(first.out, /\[demo\] approved [A-Z]{6}/);
+  assert.match(first.out, /\[audio\] token received: Atza\|/);
+  assert.match(first.out, /unknown_scope/, "the refused music scope is reported");
+  assert.match(first.out, /\[audio\] state: offline/);
+  const again = await demo();
+  assert.is(again.code, 0, again.out);
+  assert.not.match(again.out, /linkd provision/);
+  assert.not.match(again.out, /state: pairing/, "no pairing on the second boot");
+  assert.match(again.out, /\[audio\] state: linked/);
+  assert.match(again.out, /\[audio\] token received: Atza\|/);
+});
+
+test.run();
