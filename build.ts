@@ -1,26 +1,300 @@
 /**
- * `deno task build`: bundles linkd into one minified program under target/ and prints each
- * artifact's size and SHA-256. (The SoC payloads, compiled or runtime-plus-bundle, are added
- * with the boot daemon: see the issue on the firmware build.)
+ * `deno task build`: the program and its firmware artifacts, under target/.
+ *
+ *   target/linkd.js                      src/main.ts bundled and minified (`deno bundle`)
+ *
+ * then, for each SoC target (x86_64 and aarch64 Linux, glibc), one of:
+ *
+ *   target/linkd-<arch>-linux            `deno compile` of the bundle, when a Deno runtime base
+ *                                        (denort) for that target is available (see below)
+ *   target/firmware/<arch>/              otherwise (the normal case on this machine) the payload:
+ *     deno                               the Deno runtime from the npm platform package
+ *     linkd.js                           the bundle
+ *     linkd                              POSIX launcher: `deno run ... linkd.js "$@"`
+ *   target/linkd-<version>-<arch>.tar.gz that payload, made reproducibly (sorted entries, mtime
+ *                                        SOURCE_DATE_EPOCH or 0, uid/gid 0, gzip -n)
+ *
+ * Each artifact's size and SHA-256 is printed, one line each: `PATH  N bytes  sha256 HEX`.
+ * Same inputs give the same bytes.
+ *
+ * Runtimes: x86_64 comes from node_modules/@deno/linux-x64-glibc (installed with the `deno` npm
+ * package); aarch64 is fetched once with `npm pack @deno/linux-arm64-glibc@<version>` into
+ * target/cache/ (env LINKD_BUILD_CACHE overrides that folder) and reused from there. The version
+ * is the `deno` devDependency of package.json, so the runtime on the device is the one tested.
+ *
+ * `deno compile` and where it finds a base: `deno compile --target <triple>` appends the program
+ * to a "denort" runtime, which it takes from env DENORT_BIN (a denort binary; used here for the
+ * host's own architecture only) or from `$DENO_DIR/dl/release/v<version>/denort-<triple>.zip`
+ * (DENO_DIR defaults to ~/.cache/deno), and otherwise downloads from dl.deno.land — which is not
+ * reachable here, so the build never lets it try. To build compiled binaries on a machine with
+ * the bases, either `DENORT_BIN=/path/to/denort deno task build` (host architecture) or copy
+ * `denort-x86_64-unknown-linux-gnu.zip` / `denort-aarch64-unknown-linux-gnu.zip` of the same
+ * Deno version into `$DENO_DIR/dl/release/v<version>/`. What compiling changes: one
+ * self-contained executable per target instead of the three-file payload; the permissions are
+ * baked in at compile time (same flags as the launcher), there is no launcher and no DENO_DIR
+ * (nothing is resolved or cached at run time), and the file is smaller (denort lacks the CLI's
+ * tooling). It is not reproducible across Deno versions, but is for the same base and inputs.
  */
 import { createHash } from "node:crypto";
+import { VERSION } from "./src/version.ts";
 
 const root = new URL(".", import.meta.url).pathname;
 const target = `${root}target`;
-Deno.mkdirSync(target, { recursive: true });
+const cacheDir = Deno.env.get("LINKD_BUILD_CACHE") ?? `${target}/cache`;
+const sourceDateEpoch = Deno.env.get("SOURCE_DATE_EPOCH") ?? "0";
 
-const bundle = `${target}/linkd.js`;
-const out = await new Deno.Command(Deno.execPath(), {
-  args: ["bundle", "--quiet", "--minify", "--platform", "deno", "-o", bundle, `${root}src/main.ts`],
-  stdout: "inherit",
-  stderr: "inherit",
-}).output();
-if (!out.success) {
-  console.error("build: Cannot bundle src/main.ts: deno bundle failed (see above)");
+/**
+ * The permissions linkd needs: flash, OTP and config files (read, write), LINKD_CONFIG and
+ * systemd's variables (env), the broker and the auth server (net), and libc's sendto() for
+ * sd_notify (ffi: src/daemon/sd_notify.ts explains why). No run, sys or import.
+ */
+const PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-net", "--allow-ffi"];
+
+interface Target {
+  arch: "x86_64" | "aarch64";
+  triple: string;
+  npmPackage: string;
+}
+
+const TARGETS: Target[] = [
+  { arch: "x86_64", triple: "x86_64-unknown-linux-gnu", npmPackage: "@deno/linux-x64-glibc" },
+  { arch: "aarch64", triple: "aarch64-unknown-linux-gnu", npmPackage: "@deno/linux-arm64-glibc" },
+];
+
+function fail(message: string): never {
+  console.error(`build: ${message}`);
   Deno.exit(1);
 }
 
-for (const path of [bundle]) {
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function removeIfExists(path: string): void {
+  try {
+    Deno.removeSync(path, { recursive: true });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+const quietEnv = { DENO_NO_UPDATE_CHECK: "1", DENO_NO_PROMPT: "1", NO_COLOR: "1" };
+
+async function run(
+  cmd: string,
+  args: string[],
+  opts: { env?: Record<string, string>; clearEnv?: boolean } = {},
+): Promise<{ ok: boolean; stderr: string }> {
+  try {
+    const out = await new Deno.Command(cmd, {
+      args,
+      env: { ...quietEnv, ...opts.env },
+      clearEnv: opts.clearEnv ?? false,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
+    return { ok: out.success, stderr };
+  } catch (e) {
+    return { ok: false, stderr: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/** The Deno version the firmware ships: package.json's `deno` devDependency. */
+function denoVersion(): string {
+  const pkg = JSON.parse(Deno.readTextFileSync(`${root}package.json`)) as {
+    devDependencies?: Record<string, string>;
+  };
+  const v = pkg.devDependencies?.["deno"];
+  if (!v || !/^\d+\.\d+\.\d+$/.test(v)) fail("package.json: devDependencies.deno is not X.Y.Z");
+  return v;
+}
+
+/** Where `deno compile` would find a runtime base for `t`, or null (then: payload). */
+function denortFor(t: Target, version: string): { env: Record<string, string> } | null {
+  const hostArch = Deno.build.os === "linux" ? Deno.build.arch : null;
+  const denortBin = Deno.env.get("DENORT_BIN");
+  if (denortBin && t.arch === hostArch) {
+    if (!exists(denortBin)) fail(`DENORT_BIN=${denortBin} does not exist`);
+    return { env: { DENORT_BIN: denortBin } };
+  }
+  const home = Deno.env.get("HOME") ?? "";
+  const denoDirs = [
+    Deno.env.get("DENO_DIR"),
+    `${Deno.env.get("XDG_CACHE_HOME") ?? `${home}/.cache`}/deno`,
+  ];
+  for (const dir of denoDirs) {
+    if (dir && exists(`${dir}/dl/release/v${version}/denort-${t.triple}.zip`)) {
+      return { env: { DENO_DIR: dir } };
+    }
+  }
+  return null;
+}
+
+/** The bytes of the `deno` binary of `t`'s npm platform package at `version`. */
+async function runtimeFor(t: Target, version: string): Promise<Uint8Array> {
+  const installed = `${root}node_modules/${t.npmPackage}`;
+  try {
+    const pkg = JSON.parse(Deno.readTextFileSync(`${installed}/package.json`)) as {
+      version?: string;
+    };
+    if (pkg.version === version) return Deno.readFileSync(`${installed}/deno`);
+  } catch { /* not installed here: fetch it */ }
+
+  const tgzName = `${t.npmPackage.replace(/^@/, "").replace("/", "-")}-${version}.tgz`;
+  const tgz = `${cacheDir}/${tgzName}`;
+  const spec = `${t.npmPackage}@${version}`;
+  if (!exists(tgz)) {
+    Deno.mkdirSync(cacheDir, { recursive: true });
+    const tmp = Deno.makeTempDirSync({ dir: cacheDir, prefix: ".pack-" });
+    try {
+      const r = await run("npm", ["pack", spec, "--pack-destination", tmp, "--silent"], {
+        env: { npm_config_fetch_retries: "1", npm_config_fetch_retry_maxtimeout: "5000" },
+      });
+      if (!r.ok || !exists(`${tmp}/${tgzName}`)) {
+        const why = r.stderr.split("\n").find((l) => /ERR|error/i.test(l))?.trim() ??
+          "no tarball";
+        fail(
+          `Cannot fetch the ${t.arch} Deno runtime: \`npm pack ${spec}\` failed (${why}); ` +
+            `check the npm registry, or put ${tgzName} in ${cacheDir}/`,
+        );
+      }
+      Deno.renameSync(`${tmp}/${tgzName}`, tgz);
+    } finally {
+      removeIfExists(tmp);
+    }
+  }
+  const tmp = Deno.makeTempDirSync({ dir: cacheDir, prefix: ".unpack-" });
+  try {
+    const r = await run("tar", ["-xzf", tgz, "-C", tmp, "package/deno"]);
+    if (!r.ok) fail(`Cannot unpack ${tgz}: ${r.stderr.trim()} (delete it and build again)`);
+    return Deno.readFileSync(`${tmp}/package/deno`);
+  } finally {
+    removeIfExists(tmp);
+  }
+}
+
+/** The launcher: runs the bundle on the runtime next to it, offline and without prompts. */
+function launcher(): string {
+  return `#!/bin/sh
+# linkd launcher (generated by build.ts): runs linkd.js on the Deno runtime in this folder.
+# DENO_DIR holds only V8's code cache (nothing is fetched: --no-remote --no-npm --cached-only);
+# it defaults to a folder under TMPDIR. LINKD_RUNNER, when set, prefixes the runtime (e.g.
+# "qemu-aarch64-static -L /usr/aarch64-linux-gnu" to try an aarch64 payload on a PC).
+self=$(readlink -f -- "$0" 2>/dev/null) || self=$0
+here=$(dirname -- "$self")
+DENO_DIR=\${DENO_DIR:-\${TMPDIR:-/tmp}/linkd-deno}
+DENO_NO_UPDATE_CHECK=1
+DENO_NO_PROMPT=1
+export DENO_DIR DENO_NO_UPDATE_CHECK DENO_NO_PROMPT
+# shellcheck disable=SC2086
+exec \${LINKD_RUNNER:-} "$here/deno" run --no-prompt --no-config --no-lock --no-remote --no-npm \\
+  --cached-only ${PERMISSIONS.join(" ")} "$here/linkd.js" "$@"
+`;
+}
+
+const built: string[] = [];
+
+// 1. The bundle.
+Deno.mkdirSync(target, { recursive: true });
+const bundle = `${target}/linkd.js`;
+{
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "bundle",
+      "--quiet",
+      "--minify",
+      "--platform",
+      "deno",
+      "-o",
+      bundle,
+      `${root}src/main.ts`,
+    ],
+    env: quietEnv,
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) fail("Cannot bundle src/main.ts: deno bundle failed (see above)");
+  built.push(bundle);
+}
+
+// 2. Per target: what to build, and the runtimes the payloads need (all fetched before any
+// target's artifacts are replaced, so a failed fetch leaves the previous build whole).
+const version = denoVersion();
+const plans: { t: Target; denort: { env: Record<string, string> } | null; runtime?: Uint8Array }[] =
+  [];
+for (const t of TARGETS) {
+  const denort = denortFor(t, version);
+  plans.push(denort ? { t, denort } : { t, denort, runtime: await runtimeFor(t, version) });
+}
+
+for (const { t, denort, runtime } of plans) {
+  const compiled = `${target}/linkd-${t.arch}-linux`;
+  const payload = `${target}/firmware/${t.arch}`;
+  const tarball = `${target}/linkd-${VERSION}-${t.arch}.tar.gz`;
+  if (denort) {
+    removeIfExists(payload);
+    removeIfExists(tarball);
+    // DENORT_BIN must not leak into a compile for another architecture.
+    const env: Record<string, string> = { ...Deno.env.toObject(), ...quietEnv };
+    delete env["DENORT_BIN"];
+    Object.assign(env, denort.env);
+    const r = await run(Deno.execPath(), [
+      "compile",
+      "--quiet",
+      "--no-check",
+      "--no-config",
+      "--no-lock",
+      "--no-remote",
+      "--no-npm",
+      ...PERMISSIONS,
+      "--target",
+      t.triple,
+      "--output",
+      compiled,
+      bundle,
+    ], { env, clearEnv: true });
+    if (!r.ok) fail(`Cannot compile for ${t.triple}: ${r.stderr.trim().split("\n").pop()}`);
+    built.push(compiled);
+    continue;
+  }
+  removeIfExists(compiled);
+  removeIfExists(payload);
+  Deno.mkdirSync(payload, { recursive: true });
+  Deno.chmodSync(payload, 0o755);
+  Deno.writeFileSync(`${payload}/deno`, runtime!);
+  Deno.chmodSync(`${payload}/deno`, 0o755);
+  Deno.copyFileSync(bundle, `${payload}/linkd.js`);
+  Deno.chmodSync(`${payload}/linkd.js`, 0o644);
+  Deno.writeTextFileSync(`${payload}/linkd`, launcher());
+  Deno.chmodSync(`${payload}/linkd`, 0o755);
+  const r = await run("tar", [
+    "--sort=name",
+    `--mtime=@${sourceDateEpoch}`,
+    "--owner=0",
+    "--group=0",
+    "--numeric-owner",
+    "--format=gnu",
+    "--use-compress-program=gzip -n",
+    "-C",
+    payload,
+    "-cf",
+    tarball,
+    "deno",
+    "linkd",
+    "linkd.js",
+  ]);
+  if (!r.ok) fail(`Cannot write ${tarball}: ${r.stderr.trim()}`);
+  built.push(`${payload}/deno`, `${payload}/linkd`, `${payload}/linkd.js`, tarball);
+}
+
+// 3. Sizes and digests.
+for (const path of built) {
   const bytes = Deno.readFileSync(path);
   const sha = createHash("sha256").update(bytes).digest("hex");
   console.log(`${path.replace(root, "")}  ${bytes.length} bytes  sha256 ${sha}`);

@@ -11,7 +11,8 @@ fi
 
 # Debian packages: independent CBOR/MQTT/NaCl peers for the tests, the real broker.
 need=()
-for pkg in python3-nacl python3-cbor2 python3-paho-mqtt mosquitto mosquitto-clients chromium zbar-tools; do
+for pkg in python3-nacl python3-cbor2 python3-paho-mqtt mosquitto mosquitto-clients chromium zbar-tools \
+  qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

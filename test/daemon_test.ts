@@ -12,11 +12,11 @@ const root = new URL("..", import.meta.url).pathname;
 const CLIENT = "amzn1.application-oa2-client.daemontest";
 const run = haveMosquitto() || Deno.env.get("CI") ? test : test.skip;
 
-function linkd(args: string[], cwd: string): Deno.ChildProcess {
+function linkd(args: string[], cwd: string, env: Record<string, string> = {}): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${root}src/main.ts`, ...args],
     cwd,
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...env },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -111,6 +111,95 @@ run(
         } catch { /* already gone */ }
         await c.output().catch(() => {});
       }
+      await peer?.close();
+      await broker?.stop();
+      await auth.close();
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
+
+/** A real systemd-style notify socket: a unix datagram socket read by Debian's Python. */
+function notifySocket(path: string): { child: Deno.ChildProcess; lines: string[] } {
+  const child = new Deno.Command("/usr/bin/python3", {
+    args: [
+      "-u",
+      "-c",
+      `import socket,sys
+s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1]); print("ready", flush=True)
+while True:
+    print(s.recv(4096).decode().replace("\\n", " | "), flush=True)`,
+      path,
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const lines: string[] = [];
+  (async () => {
+    let buf = "";
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+        lines.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    }
+  })().catch(() => {});
+  return { child, lines };
+}
+
+run(
+  "linkd run under systemd: READY=1 after the first state is on the bus, then WATCHDOG=1",
+  async () => {
+    const dir = Deno.makeTempDirSync({ prefix: "linkd-notify-" });
+    const auth = startAuthServer({ clients: [{ clientId: CLIENT }] });
+    const sock = notifySocket(`${dir}/notify.sock`);
+    let broker: Mosquitto | null = null;
+    let peer: Peer | null = null;
+    let daemon: Deno.ChildProcess | null = null;
+    try {
+      broker = await startMosquitto();
+      Deno.writeTextFileSync(`${dir}/bus.pass`, "");
+      Deno.writeTextFileSync(
+        `${dir}/linkd.json`,
+        JSON.stringify({
+          flash: { path: "flash.img" },
+          keys: { otpPath: "otp.bin" },
+          auth: { codepairUrl: auth.lwa.codepairUrl, tokenUrl: auth.lwa.tokenUrl },
+          bus: { url: broker.url, passwordFile: "bus.pass" },
+          display: { outputs: [] },
+        }),
+      );
+      peer = await Peer.open({ port: broker.port, clientId: "audio" });
+      const p = peer;
+      await p.subscribe("linkd/#", { qos: 1, rap: true });
+      for (let i = 0; i < 100 && !sock.lines.includes("ready"); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      daemon = linkd(["run", "--config", "linkd.json"], dir, {
+        NOTIFY_SOCKET: `${dir}/notify.sock`,
+        WATCHDOG_USEC: "400000",
+      });
+      for (let i = 0; i < 500 && !sock.lines.includes("READY=1"); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(sock.lines.includes("READY=1"), `notify socket got: ${sock.lines}`);
+      // READY=1 came after the first state: the unprovisioned device's state is on the bus.
+      assert.equal(states(p).slice(0, 1), ["unprovisioned"]);
+      for (let i = 0; i < 100 && !sock.lines.includes("WATCHDOG=1"); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(sock.lines.includes("WATCHDOG=1"), "the watchdog is fed");
+      daemon.kill("SIGTERM");
+      assert.is((await daemon.status).code, 0);
+      daemon = null;
+    } finally {
+      if (daemon) {
+        daemon.kill("SIGKILL");
+        await daemon.output().catch(() => {});
+      }
+      sock.child.kill();
+      await sock.child.output().catch(() => {});
       await peer?.close();
       await broker?.stop();
       await auth.close();

@@ -17,6 +17,9 @@ import { formatStatus, statusReport } from "../status.ts";
 import { RecordType, USER_RECORDS } from "../store/vault.ts";
 import { VERSION } from "../version.ts";
 import { runDaemon } from "../daemon/run.ts";
+import { systemdNotifier } from "../daemon/sd_notify.ts";
+import { startWatchdog } from "../daemon/watchdog.ts";
+import { systemClock } from "../clock.ts";
 import { parseArgs, USAGE_TEXT } from "./args.ts";
 import { dirname } from "node:path";
 
@@ -262,14 +265,27 @@ async function runCommand(flag: string | undefined, io: Io): Promise<number> {
   const onSignal = () => stop.abort();
   Deno.addSignalListener("SIGTERM", onSignal);
   Deno.addSignalListener("SIGINT", onSignal);
+  // Under systemd: READY=1 once the first state is on the bus, WATCHDOG=1 at half its period.
+  const notifier = systemdNotifier(io.env);
+  const tell = async (state: string) => {
+    if (notifier && !(await notifier.notify(state))) {
+      io.err(oneLine(`linkd: cannot notify systemd (${notifier.lastError ?? "unknown"})`));
+    }
+  };
   try {
     return await runDaemon({
       config,
       signal: stop.signal,
       log: (line) => io.err(oneLine(line)),
       terminal: (text) => io.out(text),
+      onReady: () => {
+        void tell("READY=1");
+        if (notifier) startWatchdog(notifier, io.env, systemClock, stop.signal);
+      },
     });
   } finally {
+    if (notifier) await tell("STOPPING=1");
+    notifier?.close();
     Deno.removeSignalListener("SIGTERM", onSignal);
     Deno.removeSignalListener("SIGINT", onSignal);
   }

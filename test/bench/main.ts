@@ -7,6 +7,7 @@ import { sealFigures } from "./seal_bench.ts";
 import { provisionFigures } from "./provision_bench.ts";
 import { linkFigures } from "./link_bench.ts";
 import { busFigures } from "./bus_bench.ts";
+import { daemonFigures } from "./daemon_bench.ts";
 
 export interface Row {
   area: string;
@@ -23,6 +24,7 @@ rows.push(...sealFigures());
 rows.push(...provisionFigures());
 rows.push(...(await linkFigures()));
 rows.push(...(await busFigures()));
+rows.push(...(await daemonFigures()));
 
 const head: Row = { area: "area", metric: "metric", value: "value", goal: "goal" };
 const width = (k: keyof Row) => Math.max(...[head, ...rows].map((r) => String(r[k]).length));
