@@ -47,9 +47,16 @@ export class Device {
 
   /**
    * Opens the flash partition of `config` (a regular file is an emulated NOR part, created
-   * erased when missing) and mounts the store. Waits for another linkd process to let go of it.
+   * erased when missing) and mounts the store. A writer waits for another linkd writer (the
+   * daemon holds the flash while it runs) to let go of it. `readOnly` (status) takes no lock:
+   * it only reads, and the log reads consistently even while a writer appends to it (a write
+   * in flight reads as an interrupted one).
    */
-  static open(config: Config, fx: DeviceEffects = systemEffects): Device {
+  static open(
+    config: Config,
+    fx: DeviceEffects = systemEffects,
+    options: { readOnly?: boolean } = {},
+  ): Device {
     const otp = OtpStore.open(config.keys.otpPath);
     const path = config.flash.path;
     let info: Deno.FileInfo | null = null;
@@ -86,8 +93,12 @@ export class Device {
     }
     let flash: FlashDriver | null = null;
     try {
-      lock.lockSync(true);
-      if (lock.statSync().size === 0) eraseNew(lock, config.flash.size);
+      if (!options.readOnly) lock.lockSync(true);
+      if (lock.statSync().size === 0) {
+        lock.lockSync(true); // a new part is filled by one process only
+        if (lock.statSync().size === 0) eraseNew(lock, config.flash.size);
+        if (options.readOnly) lock.unlockSync();
+      }
       flash = NorEmulator.openFile(path, config.flash);
       return new Device(config, flash, otp, lock, fx);
     } catch (e) {

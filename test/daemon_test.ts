@@ -79,6 +79,12 @@ run(
       assert.match((token.cbor as { access_token: string }).access_token, /^Atza\|/);
       await p.waitFor(() => (states(p).includes("linked") ? true : undefined));
 
+      // status answers while the daemon holds the flash, and sees the link.
+      const st = await linkd(["status", "--config", "linkd.json", "--json"], dir).output();
+      assert.is(st.code, 0);
+      const report = JSON.parse(new TextDecoder().decode(st.stdout));
+      assert.equal([report.provisioned, report.linked, report.store.ok], [true, true, true]);
+
       first.kill("SIGTERM");
       const status = await first.status;
       assert.is(status.code, 0, "exit 0 on SIGTERM");

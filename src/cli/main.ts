@@ -65,9 +65,14 @@ export async function main(argv: readonly string[], io: Io = systemIo): Promise<
   }
 }
 
-function withDevice<T>(flag: string | undefined, io: Io, fn: (d: Device) => T): T {
+function withDevice<T>(
+  flag: string | undefined,
+  io: Io,
+  fn: (d: Device) => T,
+  options: { readOnly?: boolean } = {},
+): T {
   const config = loadConfig(configPath(flag, io.env));
-  const device = Device.open(config, io.effects);
+  const device = Device.open(config, io.effects, options);
   try {
     return fn(device);
   } finally {
@@ -163,11 +168,12 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     case "run":
       return await runCommand(cmd.config, io);
     case "status":
+      // Read only, without the lock: status answers while the daemon runs.
       return withDevice(cmd.config, io, (d) => {
         const r = statusReport(d);
         io.out(cmd.json ? JSON.stringify(r) : formatStatus(r, io.now()));
         return Exit.OK;
-      });
+      }, { readOnly: true });
     case "provision":
       // The seed and the key file's bytes are wiped when this returns or throws.
       return withLineKey(cmd.lineKey, (lineSeed) => {
