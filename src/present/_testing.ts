@@ -1,3 +1,4 @@
+import type { PairingInfo } from "../link/controller.ts";
 /**
  * Test helpers of src/present: a PNG reader for the PNGs png.ts writes, Debian's `zbarimg` as
  * the independent QR decoder, and an OCR by template matching over linkd's own font.
@@ -184,4 +185,29 @@ export function ocr(b: Bitmap, region: Box, alphabet: string): OcrLine[] {
     lines.push(line);
   }
   return lines;
+}
+
+/** A Login with Amazon pairing as the link controller hands it over (overrides per test). */
+export function lwaPairing(o: Partial<PairingInfo> = {}): PairingInfo {
+  return {
+    user_code: "QFHZKM",
+    verification_uri: "https://amazon.com/us/code",
+    expires_at: Date.UTC(2026, 10, 24, 12, 10),
+    expires_in: 600,
+    interval: 5,
+    ...o,
+  };
+}
+
+/** An RFC 8628 pairing: an 8-character code with a dash and the complete URI. */
+export function rfcPairing(o: Partial<PairingInfo> = {}): PairingInfo {
+  return {
+    user_code: "BCDF-GHJK",
+    verification_uri: "http://127.0.0.1:54321/code",
+    verification_uri_complete: "http://127.0.0.1:54321/code?user_code=BCDF-GHJK",
+    expires_at: Date.UTC(2026, 10, 24, 12, 10),
+    expires_in: 600,
+    interval: 5,
+    ...o,
+  };
 }

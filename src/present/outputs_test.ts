@@ -1,28 +1,15 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { lwaPairing, rfcPairing } from "./_testing.ts";
 import { FakeClock } from "../clock.ts";
 import type { Output } from "../config.ts";
-import type { PairingInfo } from "../link/controller.ts";
 import { type DisplayPayload, Presenter, type PresenterOptions } from "./outputs.ts";
 import type { SegmentPayload } from "./segment.ts";
 import type { VoicePrompt } from "./voice.ts";
 
-const LWA: PairingInfo = {
-  user_code: "QFHZKM",
-  verification_uri: "https://amazon.com/us/code",
-  expires_at: Date.UTC(2026, 10, 24, 12, 10),
-  expires_in: 600,
-  interval: 5,
-};
+const LWA = lwaPairing();
 
-const RFC: PairingInfo = {
-  user_code: "BCDF-GHJK",
-  verification_uri: "http://127.0.0.1:54321/code",
-  verification_uri_complete: "http://127.0.0.1:54321/code?user_code=BCDF-GHJK",
-  expires_at: Date.UTC(2026, 10, 24, 12, 10),
-  expires_in: 600,
-  interval: 5,
-};
+const RFC = rfcPairing();
 
 const ALL: Output[] = ["voice", "segment", "screen", "terminal"];
 

@@ -1,27 +1,13 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import type { PairingInfo } from "../link/controller.ts";
-import { decodePng, ocr, zbarDecode, zbarTestsRun } from "./_testing.ts";
+import { decodePng, lwaPairing, ocr, rfcPairing, zbarDecode, zbarTestsRun } from "./_testing.ts";
 import { Bitmap } from "./bitmap.ts";
 import { encodePng } from "./png.ts";
 import { type Box, type ScreenFrame, screenFrame, shortUrl, wrapUrl } from "./screen.ts";
 
-const LWA: PairingInfo = {
-  user_code: "BKTMXQ",
-  verification_uri: "https://amazon.com/us/code",
-  expires_at: Date.UTC(2026, 10, 24, 12, 10),
-  expires_in: 600,
-  interval: 5,
-};
+const LWA = lwaPairing({ user_code: "BKTMXQ" });
 
-const RFC: PairingInfo = {
-  user_code: "BCDF-GHJK",
-  verification_uri: "http://127.0.0.1:54321/code",
-  verification_uri_complete: "http://127.0.0.1:54321/code?user_code=BCDF-GHJK",
-  expires_at: Date.UTC(2026, 10, 24, 12, 30),
-  expires_in: 1800,
-  interval: 5,
-};
+const RFC = rfcPairing({ expires_at: Date.UTC(2026, 10, 24, 12, 30), expires_in: 1800 });
 
 const GOLDEN = new URL("./testdata/pairing_128x64.png", import.meta.url);
 /** The same frame ×4 with a white border, for a person to look at (checked by eye). */

@@ -1,17 +1,10 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import type { PairingInfo } from "../link/controller.ts";
+import { rfcPairing } from "./_testing.ts";
 import { segmentFrames } from "./segment.ts";
 import { bigText, segmentArt, segmentFrameArt, terminalText } from "./terminal.ts";
 
-const RFC: PairingInfo = {
-  user_code: "BCDF-GHJK",
-  verification_uri: "http://127.0.0.1:54321/code",
-  verification_uri_complete: "http://127.0.0.1:54321/code?user_code=BCDF-GHJK",
-  expires_at: Date.UTC(2026, 10, 24, 12, 10),
-  expires_in: 600,
-  interval: 5,
-};
+const RFC = rfcPairing();
 
 test("big text: the font in # (ASCII) or half blocks", () => {
   assert.is(

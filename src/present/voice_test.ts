@@ -1,24 +1,11 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import type { PairingInfo } from "../link/controller.ts";
+import { lwaPairing, rfcPairing } from "./_testing.ts";
 import { repeatSchedule, speakableUrl, spellCode, voicePrompt } from "./voice.ts";
 
-const LWA: PairingInfo = {
-  user_code: "QFHZKM",
-  verification_uri: "https://amazon.com/us/code",
-  expires_at: Date.UTC(2026, 10, 24, 12, 10),
-  expires_in: 600,
-  interval: 5,
-};
+const LWA = lwaPairing();
 
-const RFC: PairingInfo = {
-  user_code: "BCDF-GHJK",
-  verification_uri: "http://127.0.0.1:54321/code",
-  verification_uri_complete: "http://127.0.0.1:54321/code?user_code=BCDF-GHJK",
-  expires_at: Date.UTC(2026, 10, 24, 12, 30),
-  expires_in: 1800,
-  interval: 5,
-};
+const RFC = rfcPairing({ expires_at: Date.UTC(2026, 10, 24, 12, 30), expires_in: 1800 });
 
 test("an LWA code in English: letters one by one, the URL in words", () => {
   assert.equal(voicePrompt(LWA, "en-US"), {
