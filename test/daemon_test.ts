@@ -4,7 +4,7 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { startAuthServer } from "../src/authserver/server.ts";
+import { type AuthServer, startAuthServer } from "../src/authserver/server.ts";
 import { Peer, type PeerMessage } from "../src/bus/_testing.ts";
 import { haveMosquitto, type Mosquitto, startMosquitto } from "./support/broker.ts";
 
@@ -22,6 +22,21 @@ function linkd(args: string[], cwd: string, env: Record<string, string> = {}): D
   }).spawn();
 }
 
+/** A device folder's config: flash and OTP files, the local server, the broker, no password. */
+function writeConfig(dir: string, auth: AuthServer, broker: Mosquitto, outputs: string[]): void {
+  Deno.writeTextFileSync(`${dir}/bus.pass`, "");
+  Deno.writeTextFileSync(
+    `${dir}/linkd.json`,
+    JSON.stringify({
+      flash: { path: "flash.img" },
+      keys: { otpPath: "otp.bin" },
+      auth: { codepairUrl: auth.lwa.codepairUrl, tokenUrl: auth.lwa.tokenUrl },
+      bus: { url: broker.url, passwordFile: "bus.pass" },
+      display: { outputs },
+    }),
+  );
+}
+
 const messages = (peer: Peer, topic: string): PeerMessage[] =>
   (peer.events as unknown as PeerMessage[]).filter((e) => e.ev === "message" && e.topic === topic);
 const states = (peer: Peer) =>
@@ -37,17 +52,7 @@ run(
     const children: Deno.ChildProcess[] = [];
     try {
       broker = await startMosquitto();
-      Deno.writeTextFileSync(`${dir}/bus.pass`, "");
-      Deno.writeTextFileSync(
-        `${dir}/linkd.json`,
-        JSON.stringify({
-          flash: { path: "flash.img" },
-          keys: { otpPath: "otp.bin" },
-          auth: { codepairUrl: auth.lwa.codepairUrl, tokenUrl: auth.lwa.tokenUrl },
-          bus: { url: broker.url, passwordFile: "bus.pass" },
-          display: { outputs: ["voice", "segment", "screen"] },
-        }),
-      );
+      writeConfig(dir, auth, broker, ["voice", "segment", "screen"]);
       const prov = await linkd(
         [
           "provision",
@@ -165,17 +170,7 @@ run(
     let daemon: Deno.ChildProcess | null = null;
     try {
       broker = await startMosquitto();
-      Deno.writeTextFileSync(`${dir}/bus.pass`, "");
-      Deno.writeTextFileSync(
-        `${dir}/linkd.json`,
-        JSON.stringify({
-          flash: { path: "flash.img" },
-          keys: { otpPath: "otp.bin" },
-          auth: { codepairUrl: auth.lwa.codepairUrl, tokenUrl: auth.lwa.tokenUrl },
-          bus: { url: broker.url, passwordFile: "bus.pass" },
-          display: { outputs: [] },
-        }),
-      );
+      writeConfig(dir, auth, broker, []);
       peer = await Peer.open({ port: broker.port, clientId: "audio" });
       const p = peer;
       await p.subscribe("linkd/#", { qos: 1, rap: true });
