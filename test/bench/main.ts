@@ -8,6 +8,7 @@ import { provisionFigures } from "./provision_bench.ts";
 import { linkFigures } from "./link_bench.ts";
 import { busFigures } from "./bus_bench.ts";
 import { daemonFigures } from "./daemon_bench.ts";
+import { memoryFigures } from "./memory_bench.ts";
 
 export interface Row {
   area: string;
@@ -25,6 +26,7 @@ rows.push(...provisionFigures());
 rows.push(...(await linkFigures()));
 rows.push(...(await busFigures()));
 rows.push(...(await daemonFigures()));
+rows.push(...(await memoryFigures()));
 
 const head: Row = { area: "area", metric: "metric", value: "value", goal: "goal" };
 const width = (k: keyof Row) => Math.max(...[head, ...rows].map((r) => String(r[k]).length));

@@ -1,0 +1,74 @@
+/** Peak memory of the daemon after 1000 refresh cycles, beside the bare runtime's. */
+import { startAuthServer } from "../../src/authserver/server.ts";
+import { haveMosquitto, startMosquitto } from "../support/broker.ts";
+import type { Row } from "./main.ts";
+
+const CYCLES = 1000;
+const CLIENT = "amzn1.application-oa2-client.membench";
+
+async function peakOf(args: string[]): Promise<Record<string, number>> {
+  const r = await new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" })
+    .output();
+  const text = new TextDecoder().decode(r.stdout).trim().split("\n").at(-1) ?? "";
+  if (!r.success) {
+    throw new Error(
+      `memory bench child failed: ${new TextDecoder().decode(r.stderr).slice(0, 800)}`,
+    );
+  }
+  return JSON.parse(text);
+}
+
+export async function memoryFigures(): Promise<Row[]> {
+  if (!haveMosquitto()) return [];
+  const dir = Deno.makeTempDirSync({ prefix: "linkd-mem-" });
+  const broker = await startMosquitto();
+  const auth = startAuthServer({
+    autoApprove: true,
+    clients: [{ clientId: CLIENT, tokenLifetime: 60, interval: 1, refreshGrace: 3600 }],
+  });
+  try {
+    const here = new URL(".", import.meta.url).pathname;
+    const linkd = await peakOf([
+      "run",
+      "-A",
+      `${here}refresh_child.ts`,
+      dir,
+      broker.url,
+      auth.lwa.codepairUrl,
+      auth.lwa.tokenUrl,
+      CLIENT,
+      String(CYCLES),
+    ]);
+    Deno.writeTextFileSync(
+      `${dir}/bare.js`,
+      'const s = Deno.readTextFileSync("/proc/self/status"); console.log(JSON.stringify({ hwmKb: Number(s.match(/^VmHWM:\\s+(\\d+)/m)[1]) }));\n',
+    );
+    const bare = await peakOf(["run", "-A", `${dir}/bare.js`]);
+    const over = (linkd.hwmKb! - bare.hwmKb!) / 1024;
+    return [
+      {
+        area: "daemon",
+        metric: `peak memory after ${linkd.refreshes} refresh cycles (MiB, VmHWM)`,
+        value: (linkd.hwmKb! / 1024).toFixed(1),
+        goal: "",
+      },
+      {
+        area: "daemon",
+        metric: "bare runtime peak memory (MiB, VmHWM)",
+        value: (bare.hwmKb! / 1024).toFixed(1),
+        goal: "",
+      },
+      {
+        area: "daemon",
+        metric: "daemon over bare runtime (MiB)",
+        value: over.toFixed(1),
+        goal: "<= 20",
+        met: over <= 20 && linkd.refreshes! >= CYCLES,
+      },
+    ];
+  } finally {
+    await auth.close();
+    await broker.stop();
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
