@@ -57,47 +57,60 @@ export class Device {
     fx: DeviceEffects = systemEffects,
     options: { readOnly?: boolean } = {},
   ): Device {
-    const otp = OtpStore.open(config.keys.otpPath);
-    const path = config.flash.path;
-    let info: Deno.FileInfo | null = null;
-    try {
-      info = Deno.statSync(path);
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) {
-        throw new LinkdError(Code.FLASH_IO, `Cannot open flash ${path}: ${(e as Error).name}`);
-      }
-    }
-    if (info === null) {
-      try {
-        if (!Deno.statSync(dirname(path)).isDirectory) throw new Deno.errors.NotFound();
-      } catch {
-        throw new LinkdError(
-          Code.FLASH_MISSING,
-          `Cannot open flash ${path}: its folder ${
-            dirname(path)
-          } does not exist; create it or fix flash.path`,
-        );
-      }
-    } else if (!info.isFile) {
-      throw new LinkdError(
-        Code.FLASH_MISSING,
-        `Cannot open flash ${path}: it is not a regular file, and this build drives emulated parts only; point flash.path at a file`,
-      );
-    }
-    // Lock first, read after: a second linkd waits here and then sees what the first wrote.
-    let lock: Deno.FsFile;
-    try {
-      lock = Deno.openSync(path, { read: true, write: true, create: true });
-    } catch (e) {
-      throw new LinkdError(Code.FLASH_IO, `Cannot open flash ${path}: ${(e as Error).name}`);
-    }
-    let flash: FlashDriver | null = null;
+    const { otp, lock } = openPart(config);
     try {
       if (!options.readOnly) lock.lockSync(true);
+    } catch (e) {
+      lock.close();
+      throw e;
+    }
+    return Device.#mount(config, otp, lock, fx, options.readOnly ?? false);
+  }
+
+  /**
+   * Opens the flash for a foreground command that writes (provision, logout, factory-reset):
+   * waits at most `waitMs` for another linkd (the running daemon) to let go of it, then fails
+   * with FLASH_BUSY (exit 69) instead of hanging.
+   */
+  static async openForWrite(
+    config: Config,
+    fx: DeviceEffects = systemEffects,
+    waitMs = 3000,
+  ): Promise<Device> {
+    const { otp, lock } = openPart(config);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"busy">((r) => (timer = setTimeout(() => r("busy"), waitMs)));
+    try {
+      const got = await Promise.race([lock.lock(true).then(() => "locked" as const), timeout]);
+      if (got === "busy") {
+        throw new LinkdError(
+          Code.FLASH_BUSY,
+          `Cannot open flash ${config.flash.path}: it is in use by a running linkd; stop it first, or send the command on the bus`,
+        );
+      }
+    } catch (e) {
+      lock.close();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+    return Device.#mount(config, otp, lock, fx, false);
+  }
+
+  static #mount(
+    config: Config,
+    otp: OtpStore,
+    lock: Deno.FsFile,
+    fx: DeviceEffects,
+    readOnly: boolean,
+  ): Device {
+    const path = config.flash.path;
+    let flash: FlashDriver | null = null;
+    try {
       if (lock.statSync().size === 0) {
         lock.lockSync(true); // a new part is filled by one process only
         if (lock.statSync().size === 0) eraseNew(lock, config.flash.size);
-        if (options.readOnly) lock.unlockSync();
+        if (readOnly) lock.unlockSync();
       }
       flash = NorEmulator.openFile(path, config.flash);
       return new Device(config, flash, otp, lock, fx);
@@ -148,4 +161,43 @@ function eraseNew(file: Deno.FsFile, size: number): void {
     done += file.writeSync(erased.subarray(0, Math.min(erased.length, size - done)));
   }
   file.syncDataSync();
+}
+
+/** Checks the flash path and opens it (not yet locked), with the OTP store of `config`. */
+function openPart(config: Config): { otp: OtpStore; lock: Deno.FsFile } {
+  const otp = OtpStore.open(config.keys.otpPath);
+  const path = config.flash.path;
+  let info: Deno.FileInfo | null = null;
+  try {
+    info = Deno.statSync(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new LinkdError(Code.FLASH_IO, `Cannot open flash ${path}: ${(e as Error).name}`);
+    }
+  }
+  if (info === null) {
+    try {
+      if (!Deno.statSync(dirname(path)).isDirectory) throw new Deno.errors.NotFound();
+    } catch {
+      throw new LinkdError(
+        Code.FLASH_MISSING,
+        `Cannot open flash ${path}: its folder ${
+          dirname(path)
+        } does not exist; create it or fix flash.path`,
+      );
+    }
+  } else if (!info.isFile) {
+    throw new LinkdError(
+      Code.FLASH_MISSING,
+      `Cannot open flash ${path}: it is not a regular file, and this build drives emulated parts only; point flash.path at a file`,
+    );
+  }
+  // Lock first, read after: a second linkd waits for the lock and then sees what the first wrote.
+  let lock: Deno.FsFile;
+  try {
+    lock = Deno.openSync(path, { read: true, write: true, create: true });
+  } catch (e) {
+    throw new LinkdError(Code.FLASH_IO, `Cannot open flash ${path}: ${(e as Error).name}`);
+  }
+  return { otp, lock };
 }

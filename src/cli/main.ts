@@ -80,6 +80,17 @@ function withDevice<T>(
   }
 }
 
+/** Opens the device for a command that writes: waits a moment for a running daemon, no more. */
+async function withWriter<T>(flag: string | undefined, io: Io, fn: (d: Device) => T): Promise<T> {
+  const config = loadConfig(configPath(flag, io.env));
+  const device = await Device.openForWrite(config, io.effects);
+  try {
+    return fn(device);
+  } finally {
+    device.close();
+  }
+}
+
 /** Largest line key file read: a seed is 32 bytes raw or 64 hex characters. */
 export const MAX_LINE_KEY_BYTES = 4096;
 
@@ -111,18 +122,18 @@ function readLineKey(path: string): Uint8Array {
  * Runs `fn` with the line's seed from the key file at `path` (undefined without one), then
  * zero-fills the seed and the file's bytes, also when `fn` or parsing throws.
  */
-export function withLineKey<T>(
+export async function withLineKey<T>(
   path: string | undefined,
-  fn: (lineSeed: Uint8Array | undefined) => T,
+  fn: (lineSeed: Uint8Array | undefined) => T | Promise<T>,
   read: (path: string) => Uint8Array = readLineKey,
-): T {
-  if (path === undefined) return fn(undefined);
+): Promise<T> {
+  if (path === undefined) return await fn(undefined);
   let raw: Uint8Array | undefined;
   let seed: Uint8Array | undefined;
   try {
     raw = read(path);
     seed = parseLineKey(raw, path);
-    return fn(seed);
+    return await fn(seed); // wiped only once provisioning is over
   } finally {
     seed?.fill(0);
     raw?.fill(0);
@@ -176,12 +187,12 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
       }, { readOnly: true });
     case "provision":
       // The seed and the key file's bytes are wiped when this returns or throws.
-      return withLineKey(cmd.lineKey, (lineSeed) => {
+      return await withLineKey(cmd.lineKey, (lineSeed) => {
         // Everything the line passed is checked before the device is touched.
         checkIdentityInputs(cmd.serial, cmd.productId, cmd.clientId);
         const recordOut = cmd.recordOut;
         if (recordOut !== undefined) checkFolder(recordOut);
-        return withDevice(cmd.config, io, (d) => {
+        return withWriter(cmd.config, io, (d) => {
           const input = {
             serial: cmd.serial,
             productId: cmd.productId,
@@ -203,7 +214,7 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     case "logout":
       // The tokens are deleted first, without the vault: a damaged or missing identity, or an
       // unreadable OTP, must not keep the user's tokens on the device.
-      return withDevice(cmd.config, io, (d) => {
+      return await withWriter(cmd.config, io, (d) => {
         const had = forget(d, [RecordType.TOKENS]);
         const state = identityState(d);
         if (!had && state === "unprovisioned") {
@@ -222,7 +233,7 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
         return Exit.OK;
       });
     case "factory-reset":
-      return withDevice(cmd.config, io, (d) => {
+      return await withWriter(cmd.config, io, (d) => {
         const had = forget(d, USER_RECORDS);
         const state = identityState(d);
         const done = had

@@ -6,37 +6,35 @@ import { type Io, main, withLineKey } from "./main.ts";
 
 const zero = (b: Uint8Array) => b.every((x) => x === 0);
 
-test("withLineKey() wipes the seed and the file's bytes when provisioning throws (73)", () => {
+test("withLineKey() wipes the seed and the file's bytes when provisioning throws (73)", async () => {
   const raw = crypto.getRandomValues(new Uint8Array(32));
   let seen: Uint8Array | undefined;
-  assert.throws(
-    () =>
-      withLineKey("/line.key", (seed) => {
-        seen = seed;
-        assert.ok(seed !== undefined && !zero(seed), "the seed is there while provisioning");
-        throw new LinkdError(Code.ALREADY_PROVISIONED, "Cannot provision: already provisioned");
-      }, () => raw),
-    (e: unknown) => e instanceof LinkdError && e.exitCode === 73,
-  );
+  const err = await withLineKey("/line.key", async (seed) => {
+    seen = seed;
+    await new Promise((r) => setTimeout(r, 5)); // provisioning takes a moment: still unwiped
+    assert.ok(seed !== undefined && !zero(seed), "the seed is there while provisioning");
+    throw new LinkdError(Code.ALREADY_PROVISIONED, "Cannot provision: already provisioned");
+  }, () => raw).catch((e) => e);
+  assert.ok(err instanceof LinkdError && err.exitCode === 73);
   assert.ok(seen !== undefined && seen.length === 32 && zero(seen), "seed wiped");
   assert.ok(zero(raw), "file bytes wiped");
 });
 
-test("withLineKey() wipes a hex key file and its seed on success, and on a bad key", () => {
+test("withLineKey() wipes a hex key file and its seed on success, and on a bad key", async () => {
   const hex = new TextEncoder().encode("ab".repeat(32) + "\n");
   let seen: Uint8Array | undefined;
-  assert.is(withLineKey("/k.hex", (seed) => (seen = seed, 0), () => hex), 0);
+  assert.is(await withLineKey("/k.hex", (seed) => (seen = seed, 0), () => hex), 0);
   assert.ok(seen !== undefined && zero(seen), "seed wiped");
   assert.ok(zero(hex), "hex text wiped");
 
   const bad = crypto.getRandomValues(new Uint8Array(31));
-  assert.throws(
-    () => withLineKey("/k", () => assert.unreachable("not called"), () => bad),
-    (e: unknown) => e instanceof LinkdError && e.code === Code.BAD_LINE_KEY,
-  );
+  const refused = await withLineKey("/k", () => assert.unreachable("not called"), () => bad).catch((
+    e,
+  ) => e);
+  assert.ok(refused instanceof LinkdError && refused.code === Code.BAD_LINE_KEY);
   assert.ok(zero(bad), "a refused key file is wiped too");
 
-  assert.is(withLineKey(undefined, (seed) => seed === undefined), true);
+  assert.is(await withLineKey(undefined, (seed) => seed === undefined), true);
 });
 
 test("main() prints one line on stderr even when a path from argv holds line breaks", async () => {
