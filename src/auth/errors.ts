@@ -206,6 +206,8 @@ export function isRetryable(e: unknown): boolean {
     return s !== undefined && (s >= 500 && s <= 599 || s === 408 || s === 429);
   }
   if (e instanceof OAuthError) {
+    // Busy, whatever the body calls it: 429 and 5xx are retried, as is LWA's server_error.
+    if (e.status === 429 || e.status >= 500) return true;
     return e.error === "server_error" || e.error === "temporarily_unavailable";
   }
   return false;

@@ -103,7 +103,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       if (!bridge.lastState) bridge.listener.state!(ctl.state);
     }
     await bridge.flush();
-    o.onReady?.();
+    if (!o.signal.aborted) o.onReady?.();
     await new Promise<void>((resolve) => {
       if (o.signal.aborted) return resolve();
       o.signal.addEventListener("abort", () => resolve(), { once: true });

@@ -68,7 +68,8 @@ export class LinkBridge {
     const p = this.#pairing;
     if (s) this.#publish("state", () => this.#o.bus.publishState(s));
     if (c) this.#publish("capabilities", () => this.#o.bus.publishCapabilities(c));
-    if (p) this.#publish("presentation", () => this.#o.presenter.show(p));
+    // The segment and display frames are retained and replayed by the bus; the code is not
+    // spoken again just because the broker came back.
     this.#publish("pairing", () => this.#o.bus.publishPairing(p));
     const t = this.#ctl?.currentToken();
     if (t) this.#publish("token", () => this.#o.bus.publishToken(t));

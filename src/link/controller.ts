@@ -18,7 +18,13 @@
 import { Backoff } from "../auth/backoff.ts";
 import { processCodePairResponse, requestCodePair } from "../auth/codepair.ts";
 import { DIALECTS, type DialectSpec } from "../auth/dialect.ts";
-import { isScopeRefusal, OAuthError, ProtocolError, TransportError } from "../auth/errors.ts";
+import {
+  isRetryable,
+  isScopeRefusal,
+  OAuthError,
+  ProtocolError,
+  TransportError,
+} from "../auth/errors.ts";
 import { BUILD_TIME_FLOOR } from "../auth/http.ts";
 import { processTokenResponse, requestDeviceToken, requestRefresh } from "../auth/token.ts";
 import type { CodePair, DeviceIdentity, Fetch, TokenSet } from "../auth/types.ts";
@@ -109,6 +115,8 @@ export interface LinkOptions {
   scopeRecheckMs?: number;
   /** How long before expiry to refresh (default 10 min, at most a quarter of the lifetime). */
   refreshLeadMs?: number;
+  /** Real milliseconds a refresh in flight may still take after a cancel (default 5 s). */
+  abortGraceMs?: number;
 }
 
 const MIN_TIMEOUT_MS = 5_000;
@@ -165,6 +173,7 @@ export class LinkController {
   #activity: AbortController | null = null;
   #task: Promise<void> = Promise.resolve();
   #stopped = false;
+  #generation = 0;
 
   constructor(options: LinkOptions) {
     this.#o = {
@@ -172,6 +181,7 @@ export class LinkController {
       maxCodeRenewals: 2,
       scopeRecheckMs: 24 * 3600_000,
       refreshLeadMs: 600_000,
+      abortGraceMs: 5_000,
       ...options,
     };
     this.#dialect = DIALECTS[options.auth.dialect];
@@ -225,6 +235,7 @@ export class LinkController {
 
   /** cmd/logout: cancels at once, forgets the tokens in flash, waits for pair(). */
   async logout(): Promise<void> {
+    this.#generation++; // a pair() still waiting to start gives way
     await this.#cancel();
     this.#o.listener?.pairing?.(null);
     this.#forgetTokens();
@@ -235,6 +246,7 @@ export class LinkController {
   /** Shutdown: cancels whatever runs (a poll, a refresh, a wait) at once. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#generation++;
     await this.#cancel();
   }
 
@@ -252,8 +264,10 @@ export class LinkController {
   }
 
   async #begin(run: (signal: AbortSignal) => Promise<void>): Promise<void> {
+    // Calls may overlap (two cmd/pair in one tick): only the newest starts its activity.
+    const generation = ++this.#generation;
     await this.#cancel();
-    if (this.#stopped) return;
+    if (this.#stopped || generation !== this.#generation) return;
     const ac = new AbortController();
     this.#activity = ac;
     this.#task = run(ac.signal).catch((e) => {
@@ -270,8 +284,19 @@ export class LinkController {
     await this.#whileLinked(signal);
   }
 
+  /** Refreshes and looks at refused scopes while linked; both end when the link does. */
   async #whileLinked(signal: AbortSignal): Promise<void> {
-    await Promise.all([this.#refreshLoop(signal), this.#recheckLoop(signal)]);
+    const linkGone = new AbortController();
+    const both = AbortSignal.any([signal, linkGone.signal]);
+    const recheck = this.#recheckLoop(both).catch((e) => {
+      if (!both.aborted) throw e;
+    });
+    try {
+      await this.#refreshLoop(signal);
+    } finally {
+      linkGone.abort();
+      await recheck;
+    }
   }
 
   // ── pairing ──────────────────────────────────────────────────────────────────────────────
@@ -316,7 +341,9 @@ export class LinkController {
         if (isAbort(e, signal)) throw e;
         const problem = describe(e);
         this.#setState("error", problem);
-        if (e instanceof OAuthError || e instanceof NoScopeError) return null;
+        // A refusal is final; a server that is busy (server_error, temporarily_unavailable,
+        // 429) is retried like a network failure.
+        if ((e instanceof OAuthError && !isRetryable(e)) || e instanceof NoScopeError) return null;
         await this.#waitRetry(backoff.next(), problem.code === "clock_unset", signal);
       }
     }
@@ -449,6 +476,10 @@ export class LinkController {
             case "access_denied":
               return "denied";
             default:
+              if (isRetryable(e)) {
+                wait = Math.max(interval, backoff.next());
+                continue;
+              }
               this.#o.listener?.pairing?.(null);
               this.#setState("error", describe(e));
               return "error";
@@ -522,17 +553,34 @@ export class LinkController {
       if (!previous) return;
       try {
         const left = this.#deadline === null ? Infinity : this.#deadline - clock.monotonic();
-        const res = await requestRefresh({
-          fetch: this.#o.fetch,
-          clock,
-          url: this.#o.auth.tokenUrl,
-          dialect: this.#dialect,
-          refreshToken: previous.refresh_token,
-          clientId: this.#o.identity.clientId,
-          timeoutMs: Math.max(MIN_TIMEOUT_MS, Math.min(this.#o.requestTimeoutMs, left)),
-          signal,
-        });
-        this.#linked(processTokenResponse(res, "refresh"), previous.scopes, previous);
+        // The server may rotate the refresh token the moment it answers: a refresh in flight is
+        // not cut off by shutdown or re-pairing at once, but given a grace to land and be sealed,
+        // so the rotated token is never lost (a lost one unlinks the speaker later).
+        const request = new AbortController();
+        let grace: ReturnType<typeof setTimeout> | undefined;
+        const onAbort = () => (grace = setTimeout(() => request.abort(), this.#o.abortGraceMs));
+        signal.addEventListener("abort", onAbort, { once: true });
+        let res;
+        try {
+          res = await requestRefresh({
+            fetch: this.#o.fetch,
+            clock,
+            url: this.#o.auth.tokenUrl,
+            dialect: this.#dialect,
+            refreshToken: previous.refresh_token,
+            clientId: this.#o.identity.clientId,
+            timeoutMs: Math.max(MIN_TIMEOUT_MS, Math.min(this.#o.requestTimeoutMs, left)),
+            signal: request.signal,
+          });
+        } finally {
+          signal.removeEventListener("abort", onAbort);
+          clearTimeout(grace);
+        }
+        const refreshed = processTokenResponse(res, "refresh");
+        // Sealed only while the record it replaces is still the current one (a logout or a new
+        // link in the meantime wins).
+        if (this.#tokens === previous) this.#linked(refreshed, previous.scopes, previous);
+        if (signal.aborted) return;
         backoff.reset();
       } catch (e) {
         if (isAbort(e, signal)) throw e;

@@ -505,4 +505,73 @@ test("LinkController speaks RFC 8628: URN grant, client_id on polls, the complet
   await r.close();
 });
 
+test("LinkController: two pair() calls in one tick run one pairing; pair() then logout() ends unlinked", async () => {
+  const r = rig();
+  await r.ctl.start();
+  await drive(r.clock, r.io, isState(r, "pairing"));
+  void r.ctl.pair();
+  await r.ctl.pair();
+  const polls0 = r.paths("token").length;
+  await r.clock.advance(60_000);
+  await drive(r.clock, r.io, () => true);
+  const polls = r.paths("token").length - polls0;
+  assert.ok(polls <= 13, `${polls} polls in 60 s: one poll loop, not two`);
+  void r.ctl.pair();
+  await r.ctl.logout();
+  await r.clock.advance(60_000);
+  await drive(r.clock, r.io, () => true);
+  assert.is(r.ctl.state.state, "unlinked");
+  const n = r.io.log.length;
+  await r.clock.advance(600_000);
+  await drive(r.clock, r.io, () => true);
+  assert.is(r.io.log.length, n, "nothing polls after the logout");
+  await r.close();
+});
+
+test("LinkController: a refresh in flight at shutdown lands and is sealed, so the rotated token is kept", async () => {
+  const clock = new FakeClock();
+  const server = startAuthServer({ clock, clients: [{ clientId: CLIENT, refreshGrace: 0 }] });
+  // Refresh answers arrive late: the server has rotated the token before linkd reads it.
+  const slow: (inner: Fetch) => Fetch = (inner) => async (input, init) => {
+    const res = await inner(input, init);
+    if (String(init?.body ?? "").includes("grant_type=refresh_token")) {
+      await new Promise((x) => setTimeout(x, 100));
+    }
+    return res;
+  };
+  const r = rig({ clock, server, fetch: slow, options: { abortGraceMs: 2000 } });
+  await r.ctl.start();
+  await drive(clock, r.io, isState(r, "pairing"));
+  server.state.approve(r.code());
+  await drive(clock, r.io, isState(r, "linked"));
+  await clock.advance(3000_000); // the refresh is due and goes out
+  for (let i = 0; i < 50 && r.io.inflight === 0; i++) await new Promise((x) => setTimeout(x, 2));
+  assert.is(r.io.inflight, 1, "a refresh is in flight");
+  await r.ctl.stop(); // SIGTERM now
+  const sealed = decodeTokenRecord(r.vault.get(RecordType.TOKENS)!);
+  assert.is(sealed.refresh_token, r.sealedAtEvent.at(-1), "the rotated refresh token was sealed");
+  assert.is(r.tokens.length, 2);
+  // A reboot much later refreshes with it: still linked.
+  clock.setWall(clock.now() + 7200_000);
+  const again = rig({ clock, server, vault: r.vault });
+  await again.ctl.start();
+  await drive(clock, again.io, () => again.tokens.length > 0 || again.ctl.state.state !== "linked");
+  assert.is(again.ctl.state.state, "linked");
+  await again.close();
+  await r.close();
+  await server.close();
+});
+
+test("LinkController retries a busy server (429, 503) while obtaining a code instead of giving up", async () => {
+  const clock = new FakeClock();
+  const server = startAuthServer({ clock, clients: [{ clientId: CLIENT }] });
+  server.state.setFault({ kind: "status", status: 429, count: 2, path: "codepair" });
+  const r = rig({ clock, server });
+  await r.ctl.start();
+  await drive(clock, r.io, isState(r, "pairing"), { label: "pairing after the server recovers" });
+  assert.ok(r.paths("codepair").length >= 3);
+  await r.close();
+  await server.close();
+});
+
 test.run();
