@@ -1,6 +1,6 @@
 /**
  * linkd's coded errors. Three kinds never mix (see ../shared/STYLE.md):
- * a caller's mistake (`UsageError`), something wrong with data or the environment
+ * a caller's mistake (a plain `TypeError` or `RangeError`), something wrong with data or the environment
  * (`LinkdError` with a code from `Code`), and later OAuth errors a server sent.
  *
  * Messages never carry a secret: callers pass sizes, offsets and names, never key or token bytes.

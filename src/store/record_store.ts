@@ -227,10 +227,10 @@ export class RecordStore {
     const extent = this.layout.entryExtent(data.length);
     const old = this.#index.get(key);
     const liveAfter = this.#liveBytes() - (old?.extent ?? 0) + extent;
-    if (liveAfter > this.#liveLimit()) {
+    if (liveAfter > this.#liveLimitBytes) {
       throw new LinkdError(
         Code.STORE_FULL,
-        `Cannot store record ${key}: live data would take ${liveAfter} of ${this.#liveLimit()} bytes`,
+        `Cannot store record ${key}: live data would take ${liveAfter} of ${this.#liveLimitBytes} bytes`,
       );
     }
     this.#ensureSpace(extent);
@@ -240,10 +240,6 @@ export class RecordStore {
   }
 
   /** Half the partition minus working room: what the live records may take at most. */
-  #liveLimit(): number {
-    return this.#liveLimitBytes;
-  }
-
   #liveBytes(): number {
     let n = 0;
     for (const e of this.#index.values()) n += e.extent;
