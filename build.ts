@@ -1,7 +1,8 @@
 /**
  * `deno task build`: the program and its firmware artifacts, under target/.
  *
- *   target/linkd.js                      src/main.ts bundled and minified (`deno bundle`)
+ *   target/linkd.js                      src/main.ts bundled and minified (`deno bundle`), with
+ *                                        no `node:` import (scripts/bundle.ts says why)
  *
  * then, for each SoC target (x86_64 and aarch64 Linux, glibc), one of:
  *
@@ -36,6 +37,7 @@
  * tooling). It is not reproducible across Deno versions, but is for the same base and inputs.
  */
 import { createHash } from "node:crypto";
+import { bundle as bundleProgram } from "./scripts/bundle.ts";
 import { VERSION } from "./src/version.ts";
 
 const root = new URL(".", import.meta.url).pathname;
@@ -203,25 +205,12 @@ const built: string[] = [];
 // 1. The bundle.
 Deno.mkdirSync(target, { recursive: true });
 const bundle = `${target}/linkd.js`;
-{
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "bundle",
-      "--quiet",
-      "--minify",
-      "--platform",
-      "deno",
-      "-o",
-      bundle,
-      `${root}src/main.ts`,
-    ],
-    env: quietEnv,
-    stdout: "inherit",
-    stderr: "inherit",
-  }).output();
-  if (!out.success) fail("Cannot bundle src/main.ts: deno bundle failed (see above)");
-  built.push(bundle);
+try {
+  await bundleProgram(`${root}src/main.ts`, bundle);
+} catch (e) {
+  fail(e instanceof Error ? e.message : String(e));
 }
+built.push(bundle);
 
 // 2. Per target: what to build, and the runtimes the payloads need (all fetched before any
 // target's artifacts are replaced, so a failed fetch leaves the previous build whole).

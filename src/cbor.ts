@@ -5,8 +5,12 @@
  */
 // The subpath entries are cbor-x's pure JavaScript build. The package's main entry would load
 // the optional `cbor-extract` native addon, which is built for Node and crashes Deno.
+// The order of these imports is their evaluation order: cbor-x is evaluated with Deno's global
+// `Buffer` hidden, so it works on Uint8Arrays and never loads Node compat (hide_buffer.ts).
+import "./cbor_env/hide_buffer.ts";
 import { Encoder } from "cbor-x/encode";
 import { Decoder, setSizeLimits } from "cbor-x/decode";
+import "./cbor_env/restore_buffer.ts";
 import { Code, LinkdError } from "./errors.ts";
 
 const encoder = new Encoder({
@@ -72,7 +76,7 @@ function widenIntegers(v: unknown): unknown {
   return o;
 }
 
-/** cbor-x hands back Node Buffers for byte strings; linkd works with plain Uint8Array. */
+/** cbor-x hands back byte strings as views into the input: linkd keeps its own copies. */
 function normalize(v: unknown): unknown {
   if (v instanceof Uint8Array) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength).slice();
   if (Array.isArray(v)) return v.map(normalize);

@@ -10,7 +10,7 @@
  *
  * The file is hostile input: messages quote at most 60 characters of any value or key.
  */
-import { dirname, resolve } from "node:path";
+import { dirname, resolve } from "./paths.ts";
 import { Code, LinkdError } from "./errors.ts";
 import { readAtMost } from "./files.ts";
 import { DEFAULT_GEOMETRY, type FlashGeometry, geometryProblem } from "./flash/driver.ts";

@@ -4,7 +4,7 @@
  * once the OTP holds a root key. One process at a time: the flash is locked while open.
  */
 import nacl from "tweetnacl";
-import { dirname } from "node:path";
+import { dirname } from "./paths.ts";
 import { wipe } from "./bytes.ts";
 import type { Config } from "./config.ts";
 import { Code, LinkdError } from "./errors.ts";

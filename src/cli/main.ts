@@ -21,7 +21,7 @@ import { systemdNotifier } from "../daemon/sd_notify.ts";
 import { startWatchdog } from "../daemon/watchdog.ts";
 import { systemClock } from "../clock.ts";
 import { parseArgs, USAGE_TEXT } from "./args.ts";
-import { dirname } from "node:path";
+import { dirname } from "../paths.ts";
 
 export interface Io {
   out(text: string): void;

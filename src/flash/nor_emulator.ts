@@ -9,7 +9,7 @@
  * program that crosses a page boundary (FLASH_ALIGN), so a store bug shows up at once.
  */
 
-import { dirname } from "node:path";
+import { dirname } from "../paths.ts";
 import { mulberry32 } from "../prng.ts";
 import { Code, LinkdError } from "../errors.ts";
 import {

@@ -16,7 +16,7 @@
  *
  * Messages name paths and sizes, never key bytes.
  */
-import { dirname, resolve } from "node:path";
+import { dirname, resolve } from "../paths.ts";
 import nacl from "tweetnacl";
 import { Code, LinkdError } from "../errors.ts";
 import { timingSafeEqual, utf8, wipe } from "../bytes.ts";

@@ -8,6 +8,7 @@ import { Device } from "../../src/device.ts";
 import { provision } from "../../src/provision/provision.ts";
 import { RecordType } from "../../src/store/vault.ts";
 import { encodeTokenRecord } from "../../src/tokens/token_record.ts";
+import { bundle } from "../../scripts/bundle.ts";
 import { haveMosquitto, startMosquitto } from "../support/broker.ts";
 import type { Row } from "./main.ts";
 
@@ -15,15 +16,9 @@ const RUNS = 5;
 const wallMs = () => performance.timeOrigin + performance.now();
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function bundle(dir: string): Promise<string> {
+async function bundleInto(dir: string): Promise<string> {
   const out = `${dir}/linkd.js`;
-  const root = new URL("../../", import.meta.url).pathname;
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", "--minify", "--platform", "deno", "-o", out, `${root}src/main.ts`],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (!r.success) throw new Error(`deno bundle failed: ${new TextDecoder().decode(r.stderr)}`);
+  await bundle(new URL("../../src/main.ts", import.meta.url).pathname, out);
   return out;
 }
 
@@ -32,7 +27,7 @@ export async function daemonFigures(): Promise<Row[]> {
   const dir = Deno.makeTempDirSync({ prefix: "linkd-boot-" });
   const broker = await startMosquitto();
   try {
-    const js = await bundle(dir);
+    const js = await bundleInto(dir);
     Deno.writeTextFileSync(`${dir}/bus.pass`, "");
     const text = JSON.stringify({
       flash: { path: "flash.img" },

@@ -1,0 +1,70 @@
+/**
+ * The one way linkd's bundle is made (build.ts and the boot bench both use it): `deno bundle
+ * --minify` of src/main.ts, then one checked rewrite, then a guard.
+ *
+ * Why: every `node:` import in the bundle makes Deno load its Node compatibility layer at
+ * start, 20–40 ms and 5–8 MB on this machine, before linkd runs a line. linkd's own code imports
+ * none. The one that `deno bundle` adds is `createRequire` from `node:module`, the shim it
+ * gives CommonJS packages; tweetnacl (CommonJS) is the only one, and its only `require` is the
+ * fallback `require("crypto")` for runtimes without Web Crypto, never taken on Deno (it checks
+ * `self.crypto.getRandomValues` first). The rewrite replaces the shim by a function that throws
+ * if ever called. The guard then refuses a bundle that still imports any `node:` module, so a
+ * new dependency that pulls in Node compat fails the build instead of slowing every boot.
+ */
+
+/** The shim `deno bundle` writes for CommonJS modules (one binding, minified name). */
+const REQUIRE_SHIM =
+  /import\{createRequire as __deno_internal_createRequire\} from "node:module";var ([\w$]+)=__deno_internal_createRequire\(import\.meta\.url\);/g;
+
+/** `node:` specifiers imported (statically or dynamically) by bundled code. */
+export function nodeImports(code: string): string[] {
+  const found = new Set<string>();
+  for (const m of code.matchAll(/["'`](node:[a-z_/]+)["'`]/g)) found.add(m[1]!);
+  return [...found].sort();
+}
+
+/** Replaces the CommonJS `require` shim (see above); returns the code and how many were found. */
+export function dropRequireShim(code: string): { code: string; requires: string[] } {
+  const requires: string[] = [];
+  const out = code.replace(REQUIRE_SHIM, (_m, name: string) => {
+    requires.push(name);
+    return `var ${name}=function(m){throw new Error("linkd's bundle has no require(): "+m)};`;
+  });
+  return { code: out, requires };
+}
+
+/**
+ * Bundles `entry` into `out`. Throws when `deno bundle` fails or the result still imports a
+ * `node:` module; `allowNode` lists the ones a caller accepts (none for linkd).
+ */
+export async function bundle(
+  entry: string,
+  out: string,
+  opts: { deno?: string; env?: Record<string, string>; allowNode?: string[] } = {},
+): Promise<void> {
+  const r = await new Deno.Command(opts.deno ?? Deno.execPath(), {
+    args: ["bundle", "--quiet", "--minify", "--platform", "deno", "-o", out, entry],
+    env: { DENO_NO_UPDATE_CHECK: "1", DENO_NO_PROMPT: "1", NO_COLOR: "1", ...opts.env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!r.success) {
+    throw new Error(`Cannot bundle ${entry}: ${new TextDecoder().decode(r.stderr).trim()}`);
+  }
+  const { code, requires } = dropRequireShim(Deno.readTextFileSync(out));
+  // A call of the (now throwing) require is not an import: tweetnacl's `require("node:crypto")`.
+  let imports = code;
+  for (const name of requires) {
+    const escaped = name.replace(/\$/g, "\\$");
+    imports = imports.replace(new RegExp(`(?<![\\w$])${escaped}\\("node:[a-z_/]+"\\)`, "g"), "");
+  }
+  const left = nodeImports(imports).filter((s) => !(opts.allowNode ?? []).includes(s));
+  if (left.length > 0) {
+    throw new Error(
+      `Cannot bundle ${entry}: it imports ${
+        left.join(", ")
+      }; each loads Deno's Node compatibility layer at every boot`,
+    );
+  }
+  Deno.writeTextFileSync(out, code);
+}

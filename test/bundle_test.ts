@@ -1,0 +1,64 @@
+/**
+ * scripts/bundle.ts: the shipped bundle imports no `node:` module (each one loads Deno's Node
+ * compatibility layer at every boot), the CommonJS `require` shim is replaced by one that
+ * throws, and the guard refuses a bundle that would load Node compat.
+ */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { bundle, dropRequireShim, nodeImports } from "../scripts/bundle.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+const dir = Deno.makeTempDirSync({ prefix: "linkd-bundle-" });
+test.after(() => Deno.removeSync(dir, { recursive: true }));
+
+test("nodeImports() finds static, dynamic and re-exported node: specifiers", () => {
+  const code = `import{a}from"node:path";export*from'node:fs';const z=await import("node:zlib");` +
+    `import x from "./node:not";`;
+  assert.equal(nodeImports(code), ["node:fs", "node:path", "node:zlib"]);
+  assert.equal(nodeImports(`const s = "nodes:x"; import "./a.js";`), []);
+});
+
+test("dropRequireShim() replaces deno bundle's createRequire shim by a throwing require", () => {
+  const code =
+    `var a=1;import{createRequire as __deno_internal_createRequire} from "node:module";var $i=__deno_internal_createRequire(import.meta.url);typeof $i<"u"&&$i("node:crypto");`;
+  const r = dropRequireShim(code);
+  assert.equal(r.requires, ["$i"]);
+  assert.not.match(r.code, "node:module");
+  assert.throws(
+    () => new Function(r.code)(),
+    /no require\(\): node:crypto/,
+  );
+  assert.equal(dropRequireShim("var a=1;").requires, []);
+});
+
+test("bundle() of src/main.ts: no node: import is left, and the bundle runs", async () => {
+  const out = `${dir}/linkd.js`;
+  await bundle(`${root}src/main.ts`, out);
+  const code = Deno.readTextFileSync(out);
+  assert.not.match(code, "__deno_internal_createRequire(import.meta.url)");
+  assert.equal(nodeImports(code.replace(/[\w$]+\("node:crypto"\)/g, "")), []);
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-config", "--no-lock", "--allow-read", "--allow-env", out, "--version"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.is(r.code, 0, new TextDecoder().decode(r.stderr));
+  assert.match(new TextDecoder().decode(r.stdout), /^linkd \d+\.\d+\.\d+/);
+});
+
+test("bundle() refuses a program that imports a node: module, naming it", async () => {
+  const entry = `${dir}/uses_node.ts`;
+  Deno.writeTextFileSync(
+    entry,
+    `import { EventEmitter } from "node:events";\nconsole.log(new EventEmitter());\n`,
+  );
+  try {
+    await bundle(entry, `${dir}/uses_node.js`);
+    assert.unreachable("bundled a program that loads Node compat");
+  } catch (e) {
+    assert.match((e as Error).message, "imports node:events");
+  }
+  await bundle(entry, `${dir}/uses_node.js`, { allowNode: ["node:events"] });
+});
+
+test.run();
