@@ -38,19 +38,13 @@
  */
 import { createHash } from "node:crypto";
 import { bundle as bundleProgram } from "./scripts/bundle.ts";
+import { PERMISSIONS, runArgs, V8_FLAGS } from "./scripts/runtime.ts";
 import { VERSION } from "./src/version.ts";
 
 const root = new URL(".", import.meta.url).pathname;
 const target = `${root}target`;
 const cacheDir = Deno.env.get("LINKD_BUILD_CACHE") ?? `${target}/cache`;
 const sourceDateEpoch = Deno.env.get("SOURCE_DATE_EPOCH") ?? "0";
-
-/**
- * The permissions linkd needs: flash, OTP and config files (read, write), LINKD_CONFIG and
- * systemd's variables (env), the broker and the auth server (net), and libc's sendto() for
- * sd_notify (ffi: src/daemon/sd_notify.ts explains why). No run, sys or import.
- */
-const PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-net", "--allow-ffi"];
 
 interface Target {
   arch: "x86_64" | "aarch64";
@@ -195,8 +189,8 @@ DENO_NO_UPDATE_CHECK=1
 DENO_NO_PROMPT=1
 export DENO_DIR DENO_NO_UPDATE_CHECK DENO_NO_PROMPT
 # shellcheck disable=SC2086
-exec \${LINKD_RUNNER:-} "$here/deno" run --no-prompt --no-config --no-lock --no-remote --no-npm \\
-  --cached-only ${PERMISSIONS.join(" ")} "$here/linkd.js" "$@"
+exec \${LINKD_RUNNER:-} "$here/deno" run --cached-only \\
+  ${runArgs().join(" ")} "$here/linkd.js" "$@"
 `;
 }
 
@@ -242,6 +236,7 @@ for (const { t, denort, runtime } of plans) {
       "--no-remote",
       "--no-npm",
       ...PERMISSIONS,
+      ...(V8_FLAGS.length > 0 ? [`--v8-flags=${V8_FLAGS.join(",")}`] : []),
       "--target",
       t.triple,
       "--output",

@@ -2,6 +2,7 @@
  * Time, injected. linkd keeps deadlines on the monotonic clock and uses the wall clock only to
  * stamp `*_at` fields, because a speaker may boot with no RTC and no NTP yet.
  */
+import { startTimer } from "./timers.ts";
 
 export interface Clock {
   /** Wall-clock Unix milliseconds; may be years off until time sync. */
@@ -23,13 +24,14 @@ export const systemClock: Clock = {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(aborted(signal));
       const onAbort = () => {
-        clearTimeout(t);
+        cancel();
         reject(aborted(signal!));
       };
-      const t = setTimeout(() => {
+      // Not the global setTimeout: it would load Node compat at boot (timers.ts).
+      const cancel = startTimer(Math.max(0, ms), () => {
         signal?.removeEventListener("abort", onAbort);
         resolve();
-      }, Math.max(0, ms));
+      });
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   },
@@ -118,5 +120,5 @@ export class FakeClock implements Clock {
 
 /** Lets pending promise callbacks and already-queued macrotasks run. */
 async function settle(): Promise<void> {
-  for (let i = 0; i < 3; i++) await new Promise((r) => setTimeout(r, 0));
+  for (let i = 0; i < 3; i++) await new Promise<void>((r) => startTimer(0, r));
 }

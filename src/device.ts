@@ -4,6 +4,7 @@
  * once the OTP holds a root key. One process at a time: the flash is locked while open.
  */
 import nacl from "tweetnacl";
+import { type CancelTimer, startTimer } from "./timers.ts";
 import { dirname } from "./paths.ts";
 import { wipe } from "./bytes.ts";
 import type { Config } from "./config.ts";
@@ -78,8 +79,8 @@ export class Device {
     waitMs = 3000,
   ): Promise<Device> {
     const { otp, lock } = openPart(config);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"busy">((r) => (timer = setTimeout(() => r("busy"), waitMs)));
+    let cancel: CancelTimer | undefined;
+    const timeout = new Promise<"busy">((r) => (cancel = startTimer(waitMs, () => r("busy"))));
     try {
       const got = await Promise.race([lock.lock(true).then(() => "locked" as const), timeout]);
       if (got === "busy") {
@@ -92,7 +93,7 @@ export class Device {
       lock.close();
       throw e;
     } finally {
-      clearTimeout(timer);
+      cancel?.();
     }
     return Device.#mount(config, otp, lock, fx, false);
   }

@@ -1,16 +1,18 @@
 /**
- * linkd's bus to the audio pipeline (CONTRACT.md section 4): a small interface, and its MQTT.js
- * implementation. The rest of linkd sees `Bus` and plain objects, never MQTT.js or Node streams.
+ * linkd's bus to the audio pipeline (CONTRACT.md section 4): a small interface, and its
+ * implementation on linkd's own MQTT client (./mqtt/). The rest of linkd sees `Bus` and plain
+ * objects, never MQTT packets. (Not MQTT.js: on Deno it loads the Node compatibility layer,
+ * which cost about 170 ms of every boot and most of the daemon's memory; see mqtt/mod.ts.)
  *
  * - MQTT 5, QoS 1, clean start. The last will is `P/state` = `offline`, retained.
  * - Retained topics (state, pairing, capabilities, segment, display) are remembered and
  *   published again after every reconnect, so a broker that restarted without persistence gets
  *   them back; then `onReconnect` lets the owner publish a fresh state and a valid token.
- * - Reconnection is driven here, not by MQTT.js's fixed `reconnectPeriod`: delays come from
- *   `Backoff` (RECONNECT_TABLE_S with ±50 % jitter) and are slept on the injected clock. The
- *   backoff starts over only after a connection stayed up for STABLE_MS, so a broker that
- *   accepts and drops at once is not hammered. MQTT.js keeps its own keepalive and connect
- *   timeout on real timers.
+ * - Reconnection is driven here: delays come from `Backoff` (RECONNECT_TABLE_S with ±50 %
+ *   jitter) and are slept on the injected clock. The backoff starts over only after a
+ *   connection stayed up for STABLE_MS, so a broker that accepts and drops at once is not
+ *   hammered. The client keeps its keepalive and connect timeout on real timers (a fake clock
+ *   in tests must not starve the broker of pings).
  * - Commands on `P/cmd/+`: bounded, checked (payloads.ts), rate-limited per command name, and
  *   answered on the MQTT 5 response topic with the request's correlation data. Hostile input
  *   is answered with a coded error and never throws out of the bus.
@@ -20,10 +22,17 @@
  * connection; a token or prompt published while disconnected is dropped (the owner publishes
  * a valid token again in `onReconnect`). A broker's refusal (PUBACK 0x87) is logged.
  */
-import { Buffer } from "node:buffer";
-import mqtt from "mqtt";
-import type { IClientOptions, IClientPublishOptions, IPublishPacket, MqttClient } from "mqtt";
+import {
+  type ConnectOptions,
+  type IncomingMessage,
+  MqttClient,
+  MqttError,
+  type MqttTimers,
+  type PublishProperties,
+  type SubscribeOptions,
+} from "./mqtt/mod.ts";
 import { Backoff } from "../auth/backoff.ts";
+import { type CancelTimer, startTimer } from "../timers.ts";
 import { encodeCbor } from "../cbor.ts";
 import type { Clock } from "../clock.ts";
 import type { AccessToken, LinkState, PairingInfo } from "../link/controller.ts";
@@ -129,6 +138,32 @@ export const STABLE_MS = 30_000;
  */
 export const MAX_INCOMING_PACKET = 65_536;
 
+/**
+ * The client's keepalive and timeouts on linkd's timers, not the global setTimeout, whose first
+ * call loads Node compat (src/timers.ts): on the boot path that was 10 ms and 4 MB.
+ */
+function webTimers(): MqttTimers {
+  const live = new Map<number, CancelTimer>();
+  let next = 1;
+  return {
+    setTimeout(fn, ms) {
+      const id = next++;
+      live.set(
+        id,
+        startTimer(ms, () => {
+          live.delete(id);
+          fn();
+        }),
+      );
+      return id;
+    },
+    clearTimeout(id) {
+      live.get(id)?.();
+      live.delete(id);
+    },
+  };
+}
+
 /** CONNACK reason codes that retrying does not cure (3.1.1 and 5). */
 const REFUSALS = new Set([1, 4, 5, 132, 134, 135, 138, 140]);
 
@@ -189,118 +224,98 @@ function describeError(e: unknown): string {
 
 type Outcome = "acked" | "refused" | "lost";
 
-/** One network connection: one MqttClient, never reconnected by MQTT.js. */
+interface PublishOpts {
+  qos: 0 | 1;
+  retain: boolean;
+  properties?: PublishProperties;
+}
+
+/** One network connection: one MqttClient, connected and subscribed, never reconnected. */
 class Connection {
-  readonly client: MqttClient;
   /** Resolves when the connection is gone, whatever the cause. */
   readonly ended: Promise<void>;
   /** Resolves when connected and subscribed; rejects when it ends first. */
   readonly ready: Promise<void>;
   up = false;
-  #inflight = new Set<(o: Outcome) => void>();
+  #client: MqttClient | null = null;
+  readonly #abort = new AbortController();
   #log: (line: string) => void;
 
   constructor(
-    url: string,
-    opts: IClientOptions,
+    opts: ConnectOptions,
     commandTopic: string,
-    onMessage: (topic: string, payload: Uint8Array, packet: IPublishPacket) => void,
+    subscription: SubscribeOptions,
+    onMessage: (m: IncomingMessage) => void,
     log: (line: string) => void,
   ) {
     this.#log = log;
-    const client = mqtt.connect(url, opts);
-    this.client = client;
     let endedResolve!: () => void;
     this.ended = new Promise((r) => (endedResolve = r));
-    let lastError: unknown = null;
-    this.ready = new Promise<void>((resolve, reject) => {
-      client.on("error", (e) => {
-        lastError = e;
-        if (this.up) log(`connection error: ${describeError(e)}`);
-      });
-      client.on("close", () => {
+    this.ready = (async () => {
+      let client: MqttClient;
+      try {
+        client = await MqttClient.connect({ ...opts, signal: this.#abort.signal, onMessage });
+      } catch (e) {
+        endedResolve();
+        throw e;
+      }
+      this.#client = client;
+      client.closed.then((why) => {
         const wasUp = this.up;
         this.up = false;
-        for (const done of this.#inflight) done("lost");
-        this.#inflight.clear();
-        // reconnectPeriod is 0: end() only releases MQTT.js's stores and timers.
-        client.end(true);
+        if (wasUp && why !== null) log(`connection error: ${describeError(why)}`);
         endedResolve();
-        if (!wasUp) reject(lastError ?? new Error("Connection closed before it was ready"));
       });
-      client.on("message", (topic, payload, packet) => {
-        onMessage(
-          topic,
-          new Uint8Array(payload.buffer, payload.byteOffset, payload.length),
-          packet,
-        );
-      });
-      client.once("connect", () => {
-        const subOpts = opts.protocolVersion === 5
-          ? { qos: 1 as const, rh: 2, nl: true }
-          : { qos: 1 as const };
-        client.subscribe(commandTopic, subOpts, (err, granted) => {
-          const refused = (err as { code?: unknown } | undefined)?.code;
-          if (typeof refused === "number" && refused >= 0x80) {
-            // Publishing still works: stay connected, without commands.
-            log(`the broker refused the subscription to ${commandTopic} (${refused})`);
-          } else if (err) {
-            lastError = err;
-            client.end(true);
-            return;
-          } else if ((granted?.[0]?.qos ?? 0) >= 0x80) {
-            log(`the broker refused the subscription to ${commandTopic}`);
-          }
-          if (!client.connected) return; // closed meanwhile: the close handler rejects
-          this.up = true;
-          resolve();
-        });
-      });
-    });
+      let codes: number[];
+      try {
+        codes = await client.subscribe(commandTopic, subscription);
+      } catch (e) {
+        client.destroy();
+        throw e;
+      }
+      if ((codes[0] ?? 0x80) >= 0x80) {
+        // Publishing still works: stay connected, without commands.
+        log(`the broker refused the subscription to ${commandTopic} (${codes[0]})`);
+      }
+      if (!client.connected) throw new MqttError("closed", "Connection closed before it was ready");
+      this.up = true;
+    })();
     this.ready.catch(() => {});
   }
 
   /** Publishes and waits for PUBACK, a refusal, or the end of the connection. */
-  publish(
-    topic: string,
-    payload: Uint8Array,
-    opts: IClientPublishOptions,
-  ): Promise<Outcome> {
-    if (!this.up || !this.client.connected) return Promise.resolve("lost");
-    return new Promise((resolve) => {
-      let settled = false;
-      const done = (o: Outcome) => {
-        if (settled) return;
-        settled = true;
-        this.#inflight.delete(done);
-        resolve(o);
-      };
-      this.#inflight.add(done);
-      this.client.publish(topic, Buffer.from(payload), opts, (err) => {
-        if (!err) return done("acked");
-        const code = (err as { code?: unknown }).code;
-        if (typeof code === "number") {
-          this.#log(`the broker refused a publish to ${topic}: ${describeError(err)}`);
-          return done("refused");
-        }
-        // e.g. over the broker's maximum packet size, or the connection went away
-        if (this.up) this.#log(`cannot publish to ${topic}: ${describeError(err)}`);
-        done("lost");
-      });
-    });
+  async publish(topic: string, payload: Uint8Array, opts: PublishOpts): Promise<Outcome> {
+    const client = this.#client;
+    if (!this.up || !client?.connected) return "lost";
+    try {
+      const rc = await client.publish(topic, payload, opts);
+      if (rc < 0x80) return "acked";
+      this.#log(`the broker refused a publish to ${topic} (${rc})`);
+      return "refused";
+    } catch (e) {
+      // e.g. over the broker's maximum packet size, or the connection went away
+      if (this.up) this.#log(`cannot publish to ${topic}: ${describeError(e)}`);
+      return "lost";
+    }
   }
 
   /** Sends DISCONNECT (normal: no will) and closes, or drops the socket when `force`. */
   async end(force: boolean): Promise<void> {
     this.up = false;
-    await new Promise<void>((resolve) => this.client.end(force, {}, () => resolve()));
+    this.#abort.abort();
+    const client = this.#client;
+    if (client) {
+      if (force) client.destroy();
+      else await client.disconnect().catch(() => client.destroy());
+    }
     await this.ended;
   }
 
   /** Drops the socket now, even in the middle of a graceful end. */
   destroy(): void {
     this.up = false;
-    this.client.stream?.destroy();
+    this.#abort.abort();
+    this.#client?.destroy();
   }
 }
 
@@ -359,21 +374,21 @@ class MqttBus implements Bus {
     }
   }
 
-  #clientOptions(): IClientOptions {
+  #clientOptions(): ConnectOptions {
     const will = encodeCbor(statePayload(offlineState(this.#o.clock.now())));
-    const o: IClientOptions = {
+    const o: ConnectOptions = {
+      url: this.#o.url,
       protocolVersion: this.#o.protocolVersion ?? 5,
       clientId: this.#clientId,
-      clean: true,
-      keepalive: this.#o.keepaliveS ?? 30,
-      connectTimeout: 10_000,
-      reconnectPeriod: 0,
-      resubscribe: false,
-      queueQoSZero: false,
-      timerVariant: "native",
-      will: { topic: this.#stateTopic, payload: Buffer.from(will), qos: 1, retain: true },
+      cleanStart: true,
+      keepaliveS: this.#o.keepaliveS ?? 30,
+      connectTimeoutMs: 10_000,
+      timers: webTimers(),
+      will: { topic: this.#stateTopic, payload: will, qos: 1, retain: true },
+      // MQTT 5 tells the broker, which then drops bigger commands for linkd; on 3.1.1 the
+      // client enforces it alone (a bigger packet ends the connection).
+      maximumPacketSize: MAX_INCOMING_PACKET,
     };
-    if (this.#v5) o.properties = { maximumPacketSize: MAX_INCOMING_PACKET };
     if (this.#o.username !== undefined) o.username = this.#o.username;
     if (this.#o.password !== undefined) o.password = this.#o.password;
     return o;
@@ -395,11 +410,14 @@ class MqttBus implements Bus {
     if (outer?.aborted) onOuterAbort();
     try {
       while (!signal.aborted) {
-        const conn = new Connection(
-          this.#o.url,
+        const subscription: SubscribeOptions = this.#v5
+          ? { qos: 1, retainHandling: 2, noLocal: true }
+          : { qos: 1 };
+        const conn: Connection = new Connection(
           this.#clientOptions(),
           `${this.#prefix}/cmd/+`,
-          (topic, payload, packet) => this.#onMessage(conn, topic, payload, packet),
+          subscription,
+          (m) => this.#onMessage(conn, m),
           (line) => this.#log(line),
         );
         this.#conn = conn;
@@ -428,8 +446,8 @@ class MqttBus implements Bus {
           if (signal.aborted) break;
           this.#log(`connection to ${where(this.#o.url)} lost`);
         } catch (e) {
-          const rc = (e as { code?: unknown }).code;
-          const refused = typeof rc === "number" && REFUSALS.has(rc);
+          const rc = e instanceof MqttError && e.code === "refused" ? e.reasonCode : undefined;
+          const refused = rc !== undefined && REFUSALS.has(rc);
           if (refused && first) {
             first = false;
             reject(
@@ -479,11 +497,7 @@ class MqttBus implements Bus {
     await conn.publish(topic, payload, { qos: 1, retain: true });
   }
 
-  async #publishTransient(
-    topic: string,
-    payload: Uint8Array,
-    opts: IClientPublishOptions,
-  ): Promise<void> {
+  async #publishTransient(topic: string, payload: Uint8Array, opts: PublishOpts): Promise<void> {
     if (this.#closing) return;
     const conn = this.#conn;
     if (!conn?.up) {
@@ -518,8 +532,8 @@ class MqttBus implements Bus {
     );
   }
 
-  #tokenOptions(left: number): IClientPublishOptions {
-    const o: IClientPublishOptions = { qos: 1, retain: false };
+  #tokenOptions(left: number): PublishOpts {
+    const o: PublishOpts = { qos: 1, retain: false };
     if (this.#v5) o.properties = { messageExpiryInterval: Math.min(left, 0xffffffff) };
     return o;
   }
@@ -558,15 +572,15 @@ class MqttBus implements Bus {
 
   // ── commands ───────────────────────────────────────────────────────────────────────────────
 
-  #onMessage(conn: Connection, topic: string, payload: Uint8Array, packet: IPublishPacket): void {
-    this.#command(conn, topic, payload, packet).catch((e) => {
+  #onMessage(conn: Connection, m: IncomingMessage): void {
+    this.#command(conn, m).catch((e) => {
       this.#log(`command failed: ${describeError(e)}`);
     });
   }
 
   /** The reply topic when it is one linkd may answer on: under `P/reply/`, no wildcards. */
-  #replyTopic(packet: IPublishPacket): string | null {
-    const t = packet.properties?.responseTopic;
+  #replyTopic(m: IncomingMessage): string | null {
+    const t = m.properties.responseTopic;
     if (t === undefined) return null;
     const base = `${this.#prefix}/reply/`;
     if (
@@ -599,23 +613,19 @@ class MqttBus implements Bus {
     return false;
   }
 
-  async #command(
-    conn: Connection,
-    topic: string,
-    payload: Uint8Array,
-    packet: IPublishPacket,
-  ): Promise<void> {
+  async #command(conn: Connection, m: IncomingMessage): Promise<void> {
     if (this.#closing) return;
+    const { topic, payload } = m;
     // A retained command is an old one replayed by the broker: never act on it.
-    if (packet.retain) {
+    if (m.retain) {
       this.#log(`ignoring a retained message on ${JSON.stringify(topic.slice(0, 80))}`);
       return;
     }
     const base = `${this.#prefix}/cmd/`;
     if (!topic.startsWith(base)) return;
     const name = topic.slice(base.length);
-    const replyTo = this.#replyTopic(packet);
-    const correlation = packet.properties?.correlationData;
+    const replyTo = this.#replyTopic(m);
+    const correlation = m.properties.correlationData;
     const reply = (r: CommandReply) => this.#reply(conn, replyTo, correlation, r);
 
     if (!isCommandName(name)) {
@@ -672,12 +682,12 @@ class MqttBus implements Bus {
   async #reply(
     conn: Connection,
     replyTo: string | null,
-    correlation: Buffer | undefined,
+    correlation: Uint8Array | undefined,
     r: CommandReply,
   ): Promise<void> {
     if (replyTo === null || !this.#v5) return;
-    const opts: IClientPublishOptions = { qos: 1, retain: false };
-    const properties: NonNullable<IClientPublishOptions["properties"]> = {};
+    const opts: PublishOpts = { qos: 1, retain: false };
+    const properties: PublishProperties = {};
     if (correlation !== undefined) properties.correlationData = correlation;
     let payload: Uint8Array;
     if (isTokenReply(r)) {

@@ -6,22 +6,14 @@ import { configPath, loadConfig } from "../config.ts";
 import { Device, type DeviceEffects, systemEffects } from "../device.ts";
 import { Code, Exit, isLinkdError, LinkdError } from "../errors.ts";
 import { readFileAtMost } from "../files.ts";
-import {
-  checkIdentityInputs,
-  encodeEnvelope,
-  parseLineKey,
-  provisionReport,
-} from "../provision/identity.ts";
-import { provision } from "../provision/provision.ts";
-import { formatStatus, statusReport } from "../status.ts";
 import { RecordType, USER_RECORDS } from "../store/vault.ts";
 import { VERSION } from "../version.ts";
-import { runDaemon } from "../daemon/run.ts";
-import { systemdNotifier } from "../daemon/sd_notify.ts";
-import { startWatchdog } from "../daemon/watchdog.ts";
 import { systemClock } from "../clock.ts";
 import { parseArgs, USAGE_TEXT } from "./args.ts";
 import { dirname } from "../paths.ts";
+
+// Each command's own code (the daemon, status, provisioning) is loaded when that command runs:
+// evaluating modules costs boot time on a small SoC, and `linkd run` needs none of the others.
 
 export interface Io {
   out(text: string): void;
@@ -132,6 +124,7 @@ export async function withLineKey<T>(
   let seed: Uint8Array | undefined;
   try {
     raw = read(path);
+    const { parseLineKey } = await import("../provision/identity.ts");
     seed = parseLineKey(raw, path);
     return await fn(seed); // wiped only once provisioning is over
   } finally {
@@ -178,14 +171,20 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
       return Exit.OK;
     case "run":
       return await runCommand(cmd.config, io);
-    case "status":
+    case "status": {
+      const { formatStatus, statusReport } = await import("../status.ts");
       // Read only, without the lock: status answers while the daemon runs.
       return withDevice(cmd.config, io, (d) => {
         const r = statusReport(d);
         io.out(cmd.json ? JSON.stringify(r) : formatStatus(r, io.now()));
         return Exit.OK;
       }, { readOnly: true });
-    case "provision":
+    }
+    case "provision": {
+      const { checkIdentityInputs, encodeEnvelope, provisionReport } = await import(
+        "../provision/identity.ts"
+      );
+      const { provision } = await import("../provision/provision.ts");
       // The seed and the key file's bytes are wiped when this returns or throws.
       return await withLineKey(cmd.lineKey, (lineSeed) => {
         // Everything the line passed is checked before the device is touched.
@@ -211,6 +210,7 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
           return Exit.OK;
         });
       });
+    }
     case "logout":
       // The tokens are deleted first, without the vault: a damaged or missing identity, or an
       // unreadable OTP, must not keep the user's tokens on the device.
@@ -278,6 +278,11 @@ function writeAtomically(path: string, bytes: Uint8Array): void {
 /** `linkd run`: the daemon, until SIGTERM or SIGINT. */
 async function runCommand(flag: string | undefined, io: Io): Promise<number> {
   const config = loadConfig(configPath(flag, io.env));
+  const [{ runDaemon }, { systemdNotifier }, { startWatchdog }] = await Promise.all([
+    import("../daemon/run.ts"),
+    import("../daemon/sd_notify.ts"),
+    import("../daemon/watchdog.ts"),
+  ]);
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   Deno.addSignalListener("SIGTERM", onSignal);

@@ -16,6 +16,7 @@ import { Device } from "../device.ts";
 import { Code, LinkdError } from "../errors.ts";
 import { LinkBridge } from "../link/bridge.ts";
 import { LinkController } from "../link/controller.ts";
+import { http1Fetch } from "../net/http1.ts";
 import { Presenter } from "../present/outputs.ts";
 
 /** What the daemon needs from outside; the defaults are the real ones. */
@@ -27,6 +28,7 @@ export interface DaemonOptions {
   /** Where the `terminal` output goes (the demo's console; stdout on a device). */
   terminal?: (text: string) => void;
   clock?: Clock;
+  /** Default: http1Fetch (src/net/http1.ts), not Deno's fetch, whose memory grows per request. */
   fetch?: Fetch;
   random?: () => number;
   /** Called once the first state is on the bus (systemd READY=1). */
@@ -91,7 +93,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
         vault: device.vault(),
         identity: { clientId: id.client_id, productId: id.product_id, serial: id.serial },
         auth: o.config.auth,
-        fetch: o.fetch ?? fetch,
+        fetch: o.fetch ?? http1Fetch,
         clock,
         random,
         lang: o.config.display.lang,

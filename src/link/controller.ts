@@ -32,6 +32,7 @@ import type { Clock } from "../clock.ts";
 import type { AuthConfig } from "../config.ts";
 import { isLinkdError } from "../errors.ts";
 import { RecordType, type Vault } from "../store/vault.ts";
+import { type CancelTimer, startTimer } from "../timers.ts";
 import { decodeTokenRecord, encodeTokenRecord, type TokenRecord } from "../tokens/token_record.ts";
 import {
   type Capabilities,
@@ -557,8 +558,8 @@ export class LinkController {
         // not cut off by shutdown or re-pairing at once, but given a grace to land and be sealed,
         // so the rotated token is never lost (a lost one unlinks the speaker later).
         const request = new AbortController();
-        let grace: ReturnType<typeof setTimeout> | undefined;
-        const onAbort = () => (grace = setTimeout(() => request.abort(), this.#o.abortGraceMs));
+        let grace: CancelTimer | undefined;
+        const onAbort = () => (grace = startTimer(this.#o.abortGraceMs, () => request.abort()));
         signal.addEventListener("abort", onAbort, { once: true });
         let res;
         try {
@@ -574,7 +575,7 @@ export class LinkController {
           });
         } finally {
           signal.removeEventListener("abort", onAbort);
-          clearTimeout(grace);
+          grace?.();
         }
         const refreshed = processTokenResponse(res, "refresh");
         // Sealed only while the record it replaces is still the current one (a logout or a new

@@ -9,16 +9,19 @@
 import type { Clock } from "../clock.ts";
 import type { Output } from "../config.ts";
 import type { PairingInfo } from "../link/controller.ts";
-import { segmentFrames, type SegmentOptions, type SegmentPayload } from "./segment.ts";
-import { screenFrame, type ScreenOptions } from "./screen.ts";
-import { type TerminalOptions, terminalText } from "./terminal.ts";
-import {
-  type RepeatOptions,
-  repeatSchedule,
-  type VoiceOptions,
-  type VoicePrompt,
-  voicePrompt,
-} from "./voice.ts";
+import type { SegmentOptions, SegmentPayload } from "./segment.ts";
+import type { ScreenOptions } from "./screen.ts";
+import type { TerminalOptions } from "./terminal.ts";
+import type { RepeatOptions, VoiceOptions, VoicePrompt } from "./voice.ts";
+
+type Renderers = typeof import("./renderers.ts");
+let renderers: Promise<Renderers> | null = null;
+
+/** The drawing code, evaluated when a code is first shown (renderers.ts says why). */
+function loadRenderers(): Promise<Renderers> {
+  renderers ??= import("./renderers.ts");
+  return renderers;
+}
 
 /** The `display` payload of CONTRACT.md section 4. */
 export interface DisplayPayload {
@@ -101,11 +104,13 @@ export class Presenter {
 
   async #show(output: Output, p: PairingInfo, repeats: AbortController): Promise<void> {
     const o = this.#o;
+    const { repeatSchedule, screenFrame, segmentFrames, terminalText, voicePrompt } =
+      await loadRenderers();
     switch (output) {
       case "voice": {
         const say = this.#sink("say", output);
         const prompt = voicePrompt(p, o.lang, o.voice ?? {});
-        void this.#repeat(p, prompt, repeats.signal);
+        void this.#repeat(repeatSchedule(p, o.voice ?? {}), prompt, repeats.signal);
         await say(prompt);
         return;
       }
@@ -151,10 +156,10 @@ export class Presenter {
   }
 
   /** Says `prompt` again on the schedule, until aborted. Never rejects. */
-  async #repeat(p: PairingInfo, prompt: VoicePrompt, signal: AbortSignal): Promise<void> {
+  async #repeat(schedule: number[], prompt: VoicePrompt, signal: AbortSignal): Promise<void> {
     const clock = this.#o.clock;
     const start = clock.monotonic();
-    for (const at of repeatSchedule(p, this.#o.voice ?? {})) {
+    for (const at of schedule) {
       try {
         await clock.sleep(Math.max(0, start + at - clock.monotonic()), signal);
       } catch {

@@ -1,5 +1,5 @@
 /**
- * Boot figures of `linkd run` as it ships (the bundle in target/): from process start to the
+ * Boot figures of `linkd run` as it ships (the bundle, run with the launcher's flags): from process start to the
  * first token on the bus, with a sealed valid token in flash (no network), beside a bare
  * `deno run` of a hello-world file on the same runtime; and the bundle's size.
  */
@@ -9,6 +9,7 @@ import { provision } from "../../src/provision/provision.ts";
 import { RecordType } from "../../src/store/vault.ts";
 import { encodeTokenRecord } from "../../src/tokens/token_record.ts";
 import { bundle } from "../../scripts/bundle.ts";
+import { runArgs } from "../../scripts/runtime.ts";
 import { haveMosquitto, startMosquitto } from "../support/broker.ts";
 import type { Row } from "./main.ts";
 
@@ -79,7 +80,7 @@ export async function daemonFigures(): Promise<Row[]> {
       await new Promise((r) => setTimeout(r, 200));
       const t0 = wallMs();
       const daemon = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", js, "run", "--config", `${dir}/linkd.json`],
+        args: ["run", "--cached-only", ...runArgs(), js, "run", "--config", `${dir}/linkd.json`],
         cwd: dir,
         stdout: "null",
         stderr: "null",
@@ -94,7 +95,7 @@ export async function daemonFigures(): Promise<Row[]> {
     for (let i = 0; i < RUNS; i++) {
       const t0 = wallMs();
       await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", `${dir}/hello.js`],
+        args: ["run", "--cached-only", ...runArgs(), `${dir}/hello.js`], // same flags
         stdout: "null",
       }).output();
       bare.push(wallMs() - t0);

@@ -5,8 +5,11 @@
  */
 import type { Fetch } from "../../src/auth/types.ts";
 import type { FakeClock } from "../../src/clock.ts";
+import { startTimer } from "../../src/timers.ts";
 
-const realSleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// Not the global setTimeout, which loads Node compat (src/timers.ts): the memory bench drives
+// the daemon with this and must not count the harness's Node compat as linkd's.
+const realSleep = (ms: number) => new Promise<void>((r) => startTimer(ms, r));
 
 export interface TrackedFetch {
   fetch: Fetch;

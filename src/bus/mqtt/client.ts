@@ -1,0 +1,683 @@
+/**
+ * One MQTT session over one transport: CONNECT/CONNACK, publish (QoS 0 and 1), subscribe,
+ * incoming messages, keepalive, and the end of the connection. No reconnection: the owner
+ * watches `closed` and connects again.
+ *
+ * The broker is not trusted. Every packet is bounded (`maximumPacketSize`) and checked;
+ * a protocol violation ends the connection (MQTT 5: after a DISCONNECT with its reason code)
+ * and `closed` reports it. Nothing thrown while reading escapes: `onMessage` errors go to
+ * `onHandlerError`. Writes go out one after the other, each whole.
+ *
+ * Outgoing QoS 1 publishes respect the broker's Receive Maximum (the rest wait in order), its
+ * Maximum QoS (QoS 1 becomes 0), Maximum Packet Size (`too_large`, nothing sent) and Retain
+ * Available (`unsupported`).
+ */
+import { invalidArgument, MqttError, protocolError, reasonName } from "./errors.ts";
+import { Framer } from "./framer.ts";
+import { Inflight, PACKET_ID_MAX } from "./inflight.ts";
+import { Keepalive } from "./keepalive.ts";
+import {
+  type ConnackPacket,
+  decodePacket,
+  type DisconnectPacket,
+  encodePacket,
+  type Packet,
+  PACKET_MAX,
+  type PubackPacket,
+  type PublishPacket,
+  setPublishId,
+  type SubackPacket,
+} from "./packets.ts";
+import type { Properties } from "./properties.ts";
+import { openTransport, type Transport } from "./transport.ts";
+import type {
+  Connack,
+  ConnectOptions,
+  IncomingMessage,
+  PublishOptions,
+  PublishProperties,
+  SubscribeOptions,
+} from "./types.ts";
+import {
+  checkBoolean,
+  checkBytes,
+  checkConnectOptions,
+  checkInteger,
+  checkPublishProperties,
+  checkTopicFilter,
+  checkTopicName,
+  type Settings,
+} from "./validate.ts";
+
+type State = "connecting" | "open" | "closing" | "closed";
+
+interface Waiter<T> {
+  resolve(v: T): void;
+  reject(e: MqttError): void;
+}
+
+type Pending =
+  | { kind: "publish"; waiter: Waiter<number> }
+  | { kind: "subscribe"; qos: 0 | 1; waiter: Waiter<number[]> };
+
+interface Queued {
+  packet: Uint8Array;
+  waiter: Waiter<number>;
+}
+
+/** The reason codes a client may send in DISCONNECT (MQTT 5 section 3.14.2.1). */
+const CLIENT_DISCONNECT = [
+  0x00,
+  0x04,
+  0x80,
+  0x81,
+  0x82,
+  0x83,
+  0x90,
+  0x93,
+  0x94,
+  0x95,
+  0x96,
+  0x97,
+  0x98,
+  0x99,
+];
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : "unknown error";
+}
+
+/** A broker's reason string, made safe to log: printable ASCII, at most 200 characters. */
+function printable(s: string): string {
+  const clean = s.replace(/[^\x20-\x7e]/g, "?");
+  return JSON.stringify(clean.length > 200 ? `${clean.slice(0, 200)}…` : clean);
+}
+
+export class MqttClient {
+  readonly protocolVersion: 4 | 5;
+  /** Resolves (never rejects) once the connection is gone: null after disconnect(), else why. */
+  readonly closed: Promise<MqttError | null>;
+
+  readonly #s: Settings;
+  readonly #where: string;
+  readonly #framer: Framer;
+  readonly #inflight = new Inflight<Pending>();
+  readonly #queue: Queued[] = [];
+  readonly #abortConnect = new AbortController();
+  #state: State = "connecting";
+  #transport: Transport | null = null;
+  #connect: Uint8Array | null;
+  #connack: Connack | undefined;
+  #serverMaximumPacketSize = PACKET_MAX;
+  #receiveMaximum = PACKET_ID_MAX;
+  #publishesInFlight = 0;
+  #keepalive: Keepalive | null = null;
+  #connectTimer: number | undefined;
+  #settle: Waiter<void> | null = null;
+  #resolveClosed: (e: MqttError | null) => void = () => {};
+  /** While disconnect() waits for the broker to close its side. */
+  #onTransportEnd: (() => void) | null = null;
+
+  private constructor(s: Settings, connect: Uint8Array) {
+    this.#s = s;
+    this.protocolVersion = s.version;
+    this.#where = s.endpoint.display;
+    this.#framer = new Framer(s.maximumPacketSize);
+    this.#connect = connect;
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+  }
+
+  /**
+   * Connects and resolves after a successful CONNACK. Rejects with a TypeError for a wrong
+   * option, or an MqttError: `refused` (`reasonCode` from the CONNACK), `timeout`, `aborted`,
+   * `network` (`cause`: the Deno error), `protocol`.
+   */
+  static connect(o: ConnectOptions): Promise<MqttClient> {
+    let checked: { settings: Settings; connect: Uint8Array };
+    try {
+      checked = checkConnectOptions(o);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const s = checked.settings;
+    if (s.signal?.aborted) {
+      return Promise.reject(
+        new MqttError("aborted", `Cannot connect to ${s.endpoint.display}: aborted`),
+      );
+    }
+    const client = new MqttClient(s, checked.connect);
+    return client.#start().then(() => client);
+  }
+
+  /** What the broker said in its CONNACK. */
+  get connack(): Connack {
+    return this.#connack ?? { sessionPresent: false, reasonCode: 0, properties: {} };
+  }
+
+  /** True from CONNACK until disconnect(), destroy() or the connection's end. */
+  get connected(): boolean {
+    return this.#state === "open";
+  }
+
+  // ── connecting ────────────────────────────────────────────────────────────────────────────
+
+  #start(): Promise<void> {
+    const s = this.#s;
+    return new Promise<void>((resolve, reject) => {
+      this.#settle = { resolve, reject };
+      this.#connectTimer = s.timers.setTimeout(() => {
+        this.#connectTimer = undefined;
+        this.#fail(
+          new MqttError(
+            "timeout",
+            `Cannot connect to ${this.#where}: no CONNACK within ${s.connectTimeoutMs} ms`,
+          ),
+        );
+      }, s.connectTimeoutMs);
+      s.signal?.addEventListener("abort", this.#onAbort);
+      const open = openTransport(s.endpoint, {
+        signal: this.#abortConnect.signal,
+        ...(s.caCerts ? { caCerts: s.caCerts } : {}),
+      });
+      open.then((t) => {
+        if (this.#state !== "connecting") {
+          t.close();
+          return;
+        }
+        this.#transport = t;
+        t.start({ data: (chunk) => this.#onData(chunk), end: (e) => this.#onEnd(e) });
+        const connect = this.#connect!;
+        this.#connect = null;
+        // It holds the password: wiped once written (Deno's socket and WebSocket copy it).
+        void this.#send(connect).then(() => connect.fill(0));
+      }, (e) => {
+        this.#fail(
+          new MqttError("network", `Cannot connect to ${this.#where}: ${describe(e)}`, {
+            cause: e,
+          }),
+        );
+      });
+    });
+  }
+
+  readonly #onAbort = () => {
+    this.#fail(new MqttError("aborted", `Cannot connect to ${this.#where}: aborted`));
+  };
+
+  #onConnack(p: ConnackPacket): void {
+    if (this.#state !== "connecting") {
+      throw protocolError("unexpected_packet", "Cannot accept a second CONNACK");
+    }
+    const v = this.protocolVersion;
+    if (p.mqtt311Refusal) {
+      this.#fail(
+        new MqttError(
+          "refused",
+          `Cannot connect to ${this.#where}: refused by an MQTT 3.1.1 broker ` +
+            `(${reasonName(p.reasonCode, 4)})`,
+          { reasonCode: p.reasonCode },
+        ),
+      );
+      return;
+    }
+    if (p.reasonCode !== 0 && (v === 4 || p.reasonCode >= 0x80)) {
+      this.#fail(
+        new MqttError(
+          "refused",
+          `Cannot connect to ${this.#where}: refused (${reasonName(p.reasonCode, v)})`,
+          { reasonCode: p.reasonCode },
+        ),
+      );
+      return;
+    }
+    if (p.sessionPresent && this.#s.cleanStart) {
+      throw protocolError(
+        "session_present",
+        "Cannot accept CONNACK: session present after a clean start",
+      );
+    }
+    const props = p.properties;
+    if (props.authenticationMethod !== undefined || props.authenticationData !== undefined) {
+      throw protocolError(
+        "invalid_property_value",
+        "Cannot accept CONNACK: authentication the client did not ask for",
+      );
+    }
+    this.#connack = {
+      sessionPresent: p.sessionPresent,
+      reasonCode: p.reasonCode,
+      properties: props,
+    };
+    this.#serverMaximumPacketSize = props.maximumPacketSize ?? PACKET_MAX;
+    this.#receiveMaximum = props.receiveMaximum ?? PACKET_ID_MAX;
+    this.#state = "open";
+    this.#stopConnecting();
+    const keepaliveS = props.serverKeepAlive ?? this.#s.keepaliveS;
+    this.#keepalive = new Keepalive(
+      this.#s.timers,
+      keepaliveS * 1000,
+      () => void this.#send(encodePacket({ type: "pingreq" }, v)),
+      () =>
+        this.#fail(
+          new MqttError(
+            "timeout",
+            `Connection to ${this.#where} timed out: nothing received within ${keepaliveS} s ` +
+              "of a PINGREQ",
+          ),
+        ),
+    );
+    this.#keepalive.sent(); // the CONNECT was the last packet sent
+    this.#settle?.resolve();
+    this.#settle = null;
+  }
+
+  #stopConnecting(): void {
+    if (this.#connectTimer !== undefined) this.#s.timers.clearTimeout(this.#connectTimer);
+    this.#connectTimer = undefined;
+    this.#s.signal?.removeEventListener("abort", this.#onAbort);
+  }
+
+  // ── reading ───────────────────────────────────────────────────────────────────────────────
+
+  #onData(chunk: Uint8Array): void {
+    if (this.#state !== "open" && this.#state !== "connecting") return;
+    try {
+      for (const packet of this.#framer.feed(chunk)) {
+        this.#keepalive?.received();
+        this.#onPacket(decodePacket(packet, this.protocolVersion));
+        if (this.#state !== "open" && this.#state !== "connecting") return;
+      }
+    } catch (e) {
+      this.#fail(
+        e instanceof MqttError ? e : new MqttError(
+          "protocol",
+          `Cannot process a packet from ${this.#where}: internal error`,
+          { cause: e },
+        ),
+      );
+    }
+  }
+
+  #onPacket(p: Packet): void {
+    if (this.#state === "connecting" && p.type !== "connack") {
+      throw protocolError("unexpected_packet", `Cannot accept ${p.type} before CONNACK`);
+    }
+    switch (p.type) {
+      case "connack":
+        return this.#onConnack(p);
+      case "publish":
+        return this.#onPublish(p);
+      case "puback":
+        return this.#onPuback(p);
+      case "suback":
+        return this.#onSuback(p);
+      case "pingresp":
+        return; // keepalive saw it
+      case "disconnect":
+        return this.#onDisconnect(p);
+      default:
+        throw protocolError("unexpected_packet", `Cannot accept ${p.type} from a broker`);
+    }
+  }
+
+  #onPublish(p: PublishPacket): void {
+    if (p.qos === 2) {
+      throw protocolError("qos_not_subscribed", "Cannot accept PUBLISH at QoS 2: never asked for");
+    }
+    if (p.properties.topicAlias !== undefined) {
+      throw protocolError("topic_alias", "Cannot accept PUBLISH: topic alias, none allowed");
+    }
+    if (p.topic === "") throw protocolError("invalid_topic", "Cannot accept PUBLISH: no topic");
+    const m: IncomingMessage = {
+      topic: p.topic,
+      payload: p.payload,
+      qos: p.qos,
+      retain: p.retain,
+      dup: p.dup,
+      properties: publishProperties(p.properties),
+    };
+    try {
+      this.#s.onMessage?.(m);
+    } catch (e) {
+      try {
+        this.#s.onHandlerError?.(e);
+      } catch { /* nowhere left to report it */ }
+    }
+    if (p.qos === 1 && this.#state === "open") {
+      const ack: PubackPacket = {
+        type: "puback",
+        packetId: p.packetId,
+        reasonCode: 0,
+        properties: {},
+      };
+      void this.#send(encodePacket(ack, this.protocolVersion));
+    }
+  }
+
+  #onPuback(p: PubackPacket): void {
+    const pending = this.#inflight.get(p.packetId);
+    if (pending?.kind !== "publish") {
+      throw protocolError("unknown_packet_id", `Cannot accept PUBACK ${p.packetId}: not in flight`);
+    }
+    this.#inflight.take(p.packetId);
+    this.#publishesInFlight--;
+    pending.waiter.resolve(p.reasonCode);
+    this.#sendQueued();
+  }
+
+  #onSuback(p: SubackPacket): void {
+    const pending = this.#inflight.get(p.packetId);
+    if (pending?.kind !== "subscribe") {
+      throw protocolError("unknown_packet_id", `Cannot accept SUBACK ${p.packetId}: not in flight`);
+    }
+    if (p.reasonCodes.length !== 1) {
+      throw protocolError("invalid_length", `Cannot accept SUBACK: ${p.reasonCodes.length} codes`);
+    }
+    const rc = p.reasonCodes[0]!;
+    if (rc < 0x80 && rc > pending.qos) {
+      throw protocolError("invalid_reason_code", `Cannot accept SUBACK: QoS ${rc} granted`);
+    }
+    this.#inflight.take(p.packetId);
+    pending.waiter.resolve(p.reasonCodes);
+    this.#sendQueued();
+  }
+
+  #onDisconnect(p: DisconnectPacket): void {
+    if (this.protocolVersion === 4) {
+      throw protocolError(
+        "unexpected_packet",
+        "Cannot accept DISCONNECT from an MQTT 3.1.1 broker",
+      );
+    }
+    const why = p.properties.reasonString;
+    const tail = why === undefined ? "" : `: ${printable(why)}`;
+    this.#fail(
+      new MqttError(
+        "disconnected",
+        `Connection closed by ${this.#where}: DISCONNECT ${reasonName(p.reasonCode, 5)}${tail}`,
+        { reasonCode: p.reasonCode },
+      ),
+      false,
+    );
+  }
+
+  #onEnd(error: Error | null): void {
+    if (this.#state === "closing") {
+      this.#onTransportEnd?.();
+      return;
+    }
+    if (this.#state === "closed") return;
+    if (error instanceof MqttError) {
+      this.#fail(error, false);
+      return;
+    }
+    const when = this.#state === "connecting" ? " before CONNACK" : "";
+    this.#fail(
+      error === null
+        ? new MqttError("network", `Connection closed by ${this.#where}${when}`)
+        : new MqttError(
+          "network",
+          `Connection to ${this.#where} failed${when}: ${describe(error)}`,
+          {
+            cause: error,
+          },
+        ),
+      false,
+    );
+  }
+
+  // ── writing ───────────────────────────────────────────────────────────────────────────────
+
+  /** Queues `bytes` behind earlier writes; true once written, false when the connection failed. */
+  #send(bytes: Uint8Array): Promise<boolean> {
+    const t = this.#transport;
+    if (t === null) return Promise.resolve(false);
+    this.#keepalive?.sent();
+    return t.write(bytes).then(() => true, (e) => {
+      this.#fail(
+        new MqttError("network", `Cannot write to ${this.#where}: ${describe(e)}`, { cause: e }),
+        false,
+      );
+      return false;
+    });
+  }
+
+  /** Sends queued QoS 1 publishes while the broker's Receive Maximum allows. */
+  #sendQueued(): void {
+    while (
+      this.#state === "open" && this.#queue.length > 0 &&
+      this.#publishesInFlight < this.#receiveMaximum
+    ) {
+      const q = this.#queue[0]!;
+      const id = this.#inflight.add({ kind: "publish", waiter: q.waiter });
+      if (id === null) return; // every identifier in flight: the next acknowledgement frees one
+      this.#queue.shift();
+      this.#publishesInFlight++;
+      setPublishId(q.packet, id);
+      void this.#send(q.packet);
+    }
+  }
+
+  /**
+   * Publishes. QoS 1 resolves with the PUBACK reason code (MQTT 3.1.1: 0; >= 0x80 is the
+   * broker's refusal); QoS 0 resolves 0 once written. Rejects with MqttError `closed` when the
+   * connection ends first, `too_large` (nothing sent), `unsupported` (retain refused by the
+   * broker), or a TypeError for a wrong argument.
+   */
+  publish(topic: string, payload: Uint8Array, o: PublishOptions): Promise<number> {
+    try {
+      checkTopicName(topic, "publish topic");
+      checkBytes(payload, "publish payload");
+      if (typeof o !== "object" || o === null) throw invalidArgument("Invalid publish options");
+      const requested = checkInteger(o.qos, 0, 1, "publish option qos") as 0 | 1;
+      const retain = checkBoolean(o.retain, "publish option retain") ?? false;
+      const v5 = this.protocolVersion === 5;
+      const properties = v5 ? checkPublishProperties(o.properties, "publish properties") : {};
+      if (this.#state !== "open") return Promise.reject(this.#closedError("publish"));
+      const server = this.connack.properties;
+      if (retain && server.retainAvailable === false) {
+        throw new MqttError("unsupported", `Cannot publish retained: ${this.#where} has no retain`);
+      }
+      const qos = server.maximumQoS === 0 ? 0 : requested;
+      const packet = encodePacket({
+        type: "publish",
+        topic,
+        payload,
+        qos,
+        retain,
+        dup: false,
+        packetId: qos === 1 ? 1 : 0,
+        properties,
+      }, this.protocolVersion);
+      if (packet.length > this.#serverMaximumPacketSize) {
+        throw new MqttError(
+          "too_large",
+          `Cannot publish ${packet.length} bytes: the maximum packet size of ${this.#where} is ` +
+            `${this.#serverMaximumPacketSize}`,
+        );
+      }
+      if (qos === 0) {
+        return this.#send(packet).then((ok) => {
+          if (!ok) throw this.#closedError("publish");
+          return 0;
+        });
+      }
+      return new Promise((resolve, reject) => {
+        this.#queue.push({ packet, waiter: { resolve, reject } });
+        this.#sendQueued();
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Subscribes to one filter; resolves with the SUBACK reason codes (MQTT 3.1.1: the granted
+   * QoS or 0x80). Rejects like publish().
+   */
+  subscribe(filter: string, o: SubscribeOptions): Promise<number[]> {
+    try {
+      checkTopicFilter(filter, "subscribe filter");
+      if (typeof o !== "object" || o === null) throw invalidArgument("Invalid subscribe options");
+      const qos = checkInteger(o.qos, 0, 1, "subscribe option qos") as 0 | 1;
+      const noLocal = checkBoolean(o.noLocal, "subscribe option noLocal") ?? false;
+      const rap = checkBoolean(o.retainAsPublished, "subscribe option retainAsPublished") ?? false;
+      const rh = o.retainHandling === undefined
+        ? 0
+        : checkInteger(o.retainHandling, 0, 2, "subscribe option retainHandling") as 0 | 1 | 2;
+      if (this.#state !== "open") return Promise.reject(this.#closedError("subscribe"));
+      const server = this.connack.properties;
+      if (server.wildcardSubscriptionAvailable === false && /[+#]/.test(filter)) {
+        throw new MqttError("unsupported", `Cannot subscribe: ${this.#where} has no wildcards`);
+      }
+      if (server.sharedSubscriptionAvailable === false && filter.startsWith("$share/")) {
+        throw new MqttError("unsupported", `Cannot subscribe: ${this.#where} has no sharing`);
+      }
+      return new Promise((resolve, reject) => {
+        const id = this.#inflight.add({ kind: "subscribe", qos, waiter: { resolve, reject } });
+        if (id === null) {
+          reject(new MqttError("unsupported", "Cannot subscribe: 65535 packets in flight"));
+          return;
+        }
+        const packet = encodePacket({
+          type: "subscribe",
+          packetId: id,
+          subscriptions: [{ filter, qos, noLocal, retainAsPublished: rap, retainHandling: rh }],
+          properties: {},
+        }, this.protocolVersion);
+        if (packet.length > this.#serverMaximumPacketSize) {
+          this.#inflight.take(id);
+          reject(new MqttError("too_large", `Cannot subscribe: ${packet.length} bytes`));
+          return;
+        }
+        void this.#send(packet);
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  // ── ending ────────────────────────────────────────────────────────────────────────────────
+
+  #closedError(what: string): MqttError {
+    return new MqttError("closed", `Cannot ${what}: the connection to ${this.#where} is closed`);
+  }
+
+  /** Rejects everything waiting for the broker. */
+  #rejectAll(cause: MqttError | null): void {
+    const o = cause === null ? {} : { cause };
+    for (const p of this.#inflight.drain()) {
+      const what = p.kind === "publish" ? "PUBACK" : "SUBACK";
+      p.waiter.reject(new MqttError("closed", `Connection closed before the ${what}`, o));
+    }
+    for (const q of this.#queue.splice(0)) {
+      q.waiter.reject(new MqttError("closed", "Connection closed before the publish was sent", o));
+    }
+    this.#publishesInFlight = 0;
+  }
+
+  /**
+   * Ends the connection for `error`. A protocol error is first told to an MQTT 5 broker in a
+   * DISCONNECT (unless `tell` is false: the broker is gone, or disconnected us).
+   */
+  #fail(error: MqttError, tell = true): void {
+    if (this.#state === "closed") return;
+    if (this.#state === "closing") {
+      this.#transport?.close();
+      this.#onTransportEnd?.();
+      return;
+    }
+    this.#state = "closed";
+    this.#stopConnecting();
+    this.#abortConnect.abort();
+    this.#keepalive?.stop();
+    this.#rejectAll(error);
+    this.#settle?.reject(error);
+    this.#settle = null;
+    const t = this.#transport;
+    const rc = error.reasonCode;
+    if (
+      t !== null && tell && error.code === "protocol" && rc !== undefined &&
+      this.protocolVersion === 5
+    ) {
+      const bytes = encodePacket({ type: "disconnect", reasonCode: rc, properties: {} }, 5);
+      this.#closeAfter(t, t.write(bytes)).then(() => this.#resolveClosed(error));
+      return;
+    }
+    t?.close();
+    this.#resolveClosed(error);
+  }
+
+  /** Closes `t` once `written` settles, or after disconnectTimeoutMs. */
+  #closeAfter(t: Transport, written: Promise<unknown>): Promise<void> {
+    const timers = this.#s.timers;
+    return new Promise<void>((resolve) => {
+      let timer: number | undefined;
+      const done = () => {
+        if (timer !== undefined) timers.clearTimeout(timer);
+        timer = undefined;
+        t.close();
+        resolve();
+      };
+      timer = timers.setTimeout(done, this.#s.disconnectTimeoutMs);
+      written.then(done, done);
+    });
+  }
+
+  /**
+   * Graceful end: DISCONNECT with `reasonCode` (0 = normal: the broker drops the will; MQTT
+   * 3.1.1 has no reason code), then the transport is closed once the broker closed its side
+   * or after disconnectTimeoutMs. Waiting publishes reject with `closed`. Idempotent.
+   */
+  disconnect(reasonCode = 0): Promise<void> {
+    if (this.protocolVersion === 5 && !CLIENT_DISCONNECT.includes(reasonCode)) {
+      return Promise.reject(invalidArgument("Invalid disconnect reason code"));
+    }
+    if (this.#state !== "open") return this.closed.then(() => {});
+    this.#state = "closing";
+    this.#keepalive?.stop();
+    this.#rejectAll(null);
+    const t = this.#transport!;
+    const timers = this.#s.timers;
+    return new Promise<void>((resolve) => {
+      const finish = () => {
+        if (this.#state === "closed") return;
+        this.#state = "closed";
+        this.#onTransportEnd = null;
+        timers.clearTimeout(timer);
+        t.close();
+        this.#resolveClosed(null);
+        resolve();
+      };
+      this.#onTransportEnd = finish;
+      const timer = timers.setTimeout(finish, this.#s.disconnectTimeoutMs);
+      const bytes = encodePacket(
+        { type: "disconnect", reasonCode, properties: {} },
+        this.protocolVersion,
+      );
+      t.write(bytes).then(() => t.closeWrite()).catch(finish);
+    });
+  }
+
+  /** Abrupt end: closes the transport now, without DISCONNECT (the broker sends the will). */
+  destroy(): void {
+    if (this.#state === "closing") {
+      this.#transport?.close();
+      this.#onTransportEnd?.();
+      return;
+    }
+    this.#fail(new MqttError("closed", `Connection to ${this.#where} destroyed`), false);
+  }
+}
+
+/** The properties of an incoming PUBLISH, as the public type has them. */
+function publishProperties(p: Properties): PublishProperties {
+  const out: PublishProperties = {};
+  if (p.messageExpiryInterval !== undefined) out.messageExpiryInterval = p.messageExpiryInterval;
+  if (p.responseTopic !== undefined) out.responseTopic = p.responseTopic;
+  if (p.correlationData !== undefined) out.correlationData = p.correlationData;
+  if (p.contentType !== undefined) out.contentType = p.contentType;
+  if (p.payloadFormatIndicator !== undefined) out.payloadFormatIndicator = p.payloadFormatIndicator;
+  if (p.userProperties !== undefined) out.userProperties = p.userProperties;
+  return out;
+}

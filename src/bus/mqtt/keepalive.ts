@@ -1,0 +1,56 @@
+/**
+ * Keepalive (MQTT 5 section 3.1.2.10): when nothing was sent for a whole period, send a
+ * PINGREQ; when no packet at all arrives within one period after it, the connection is dead.
+ * Every delay runs on the injected timers, so tests drive it with fake time.
+ */
+import type { MqttTimers } from "./types.ts";
+
+export class Keepalive {
+  readonly #timers: MqttTimers;
+  readonly #periodMs: number;
+  readonly #ping: () => void;
+  readonly #dead: () => void;
+  #idle: number | undefined;
+  #wait: number | undefined;
+  #stopped = false;
+
+  /** `periodMs` 0 turns keepalive off. `ping` sends a PINGREQ; `dead` is called at most once. */
+  constructor(timers: MqttTimers, periodMs: number, ping: () => void, dead: () => void) {
+    this.#timers = timers;
+    this.#periodMs = periodMs;
+    this.#ping = ping;
+    this.#dead = dead;
+  }
+
+  /** Something was sent: the idle period starts again. */
+  sent(): void {
+    if (this.#periodMs === 0 || this.#stopped) return;
+    if (this.#idle !== undefined) this.#timers.clearTimeout(this.#idle);
+    this.#idle = this.#timers.setTimeout(() => this.#onIdle(), this.#periodMs);
+  }
+
+  /** A packet arrived: the broker is alive. */
+  received(): void {
+    if (this.#wait === undefined) return;
+    this.#timers.clearTimeout(this.#wait);
+    this.#wait = undefined;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const t of [this.#idle, this.#wait]) if (t !== undefined) this.#timers.clearTimeout(t);
+    this.#idle = this.#wait = undefined;
+  }
+
+  #onIdle(): void {
+    this.#idle = undefined;
+    if (this.#stopped || this.#wait !== undefined) return;
+    this.#wait = this.#timers.setTimeout(() => {
+      this.#wait = undefined;
+      if (this.#stopped) return;
+      this.stop();
+      this.#dead();
+    }, this.#periodMs);
+    this.#ping(); // calls sent(), which starts the next idle period
+  }
+}
