@@ -164,8 +164,34 @@ function webTimers(): MqttTimers {
   };
 }
 
-/** CONNACK reason codes that retrying does not cure (3.1.1 and 5). */
-const REFUSALS = new Set([1, 4, 5, 132, 134, 135, 138, 140]);
+/**
+ * CONNACK reason codes that retrying does not cure (3.1.1 and 5): linkd connects the same way
+ * each time, so the broker would refuse it the same way for ever. 3.1.1: 1 protocol version,
+ * 2 client id, 4 credentials, 5 not authorized. 5: 0x84 protocol version, 0x85 client id,
+ * 0x86 credentials, 0x87 not authorized, 0x8A banned, 0x8C authentication method, 0x90 topic
+ * name (the will's), 0x95 packet too large, 0x99 payload format, 0x9A retain not supported
+ * (the will is retained), 0x9B QoS not supported (the will is QoS 1).
+ */
+const REFUSALS = new Set([
+  1,
+  2,
+  4,
+  5,
+  0x84,
+  0x85,
+  0x86,
+  0x87,
+  0x8a,
+  0x8c,
+  0x90,
+  0x95,
+  0x99,
+  0x9a,
+  0x9b,
+]);
+
+/** Refusals about who linkd is (its login), not how it connects. */
+export const LOGIN_REFUSALS: ReadonlySet<number> = new Set([4, 5, 0x86, 0x87, 0x8a, 0x8c]);
 
 export type BusErrorCode = "refused" | "aborted";
 

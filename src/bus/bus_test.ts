@@ -8,7 +8,7 @@ import { FakeClock } from "../clock.ts";
 import type { AccessToken, LinkState, PairingInfo } from "../link/controller.ts";
 import type { Capabilities } from "../link/scope_book.ts";
 import { type Mosquitto, startMosquitto } from "../../test/support/broker.ts";
-import { type Bus, type BusOptions, type BusStatus, connectBus } from "./bus.ts";
+import { type Bus, BusError, type BusOptions, type BusStatus, connectBus } from "./bus.ts";
 import type { Display, Say, Segment } from "./payloads.ts";
 import { Peer, type PeerMessage, realDelay, TcpProxy, until } from "./_testing.ts";
 
@@ -319,6 +319,48 @@ test("publishToken() leaves out an expired token; nothing is logged with a secre
     assert.not.ok(l.includes("pw-secret-42"), l);
     assert.not.ok(l.includes("Atza|") || l.includes("second"), l);
   }
+});
+
+test("a broker that cannot take linkd's retained QoS 1 will refuses it for good: connectBus rejects, it does not retry for ever", async () => {
+  for (const [config, rc] of [["retain_available false", 0x9a], ["max_qos 0", 0x9b]] as const) {
+    const b = await startMosquitto({ config });
+    cleanups.push(() => b.stop());
+    const e = await connectBus({
+      url: b.url,
+      prefix: "linkd",
+      clock: new FakeClock(),
+      random: () => 0.5,
+    }).then(() => null, (x: unknown) => x);
+    assert.ok(e instanceof BusError, `${config}: ${String(e)}`);
+    assert.is(e.code, "refused");
+    assert.is(e.reasonCode, rc, config);
+  }
+});
+
+test("a publish the broker refuses as too large (PUBACK 0x95) costs that message only, not the connection", async () => {
+  const b = await startMosquitto({ config: "message_size_limit 200" });
+  cleanups.push(() => b.stop());
+  const statuses: BusStatus[] = [];
+  const lines: string[] = [];
+  const bus = await connectBus({
+    url: b.url,
+    prefix: "linkd",
+    clock: new FakeClock(),
+    random: () => 0.5,
+    onStatus: (s) => statuses.push(s),
+    log: (l) => lines.push(l),
+  });
+  cleanups.push(() => bus.close());
+  const watcher = await peer(b.port);
+  await bus.publishDisplay({ width: 64, height: 32, bitmap: new Uint8Array(256) });
+  await bus.publishState({ state: "linked", since: 1, scopes: [] });
+  const state = await watcher.waitFor((es) =>
+    es.find((e) => e.ev === "message" && (e as unknown as PeerMessage).topic === "linkd/state")
+  );
+  assert.ok(state, "a later publish still goes through");
+  await realDelay(300);
+  assert.equal(statuses, ["connected"], "never reconnected");
+  assert.ok(lines.some((l) => l.includes("refused a publish to linkd/display")), lines.join("\n"));
 });
 
 test.run();

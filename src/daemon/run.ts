@@ -8,7 +8,7 @@
  * take the code down, publish `offline`, flush the flash, exit 0.
  */
 import type { Fetch } from "../auth/types.ts";
-import { type Bus, BusError, connectBus } from "../bus/bus.ts";
+import { type Bus, BusError, connectBus, LOGIN_REFUSALS } from "../bus/bus.ts";
 import { busLogin } from "../bus/credentials.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import type { Config } from "../config.ts";
@@ -63,9 +63,14 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     } catch (e) {
       if (o.signal.aborted) return 0;
       if (e instanceof BusError && e.code === "refused") {
+        const rc = e.reasonCode ?? -1;
         throw new LinkdError(
           Code.CONFIG,
-          `Cannot log in to the bus at ${o.config.bus.url}: the broker refused (check bus.username and bus.passwordFile)`,
+          LOGIN_REFUSALS.has(rc)
+            ? `Cannot log in to the bus at ${o.config.bus.url}: the broker refused (check bus.username and bus.passwordFile)`
+            : `Cannot connect to the bus at ${o.config.bus.url}: the broker refused linkd's connection (reason 0x${
+              rc.toString(16).padStart(2, "0")
+            }; linkd needs MQTT 5, QoS 1 and retained messages)`,
         );
       }
       throw e;

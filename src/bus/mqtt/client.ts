@@ -188,7 +188,8 @@ export class MqttClient {
         t.start({ data: (chunk) => this.#onData(chunk), end: (e) => this.#onEnd(e) });
         const connect = this.#connect!;
         this.#connect = null;
-        // It holds the password: wiped once written (Deno's socket and WebSocket copy it).
+        // It holds the password: this copy is wiped once written (Deno's socket and WebSocket
+        // copy it). Other copies (the options' string, the encoder's buffer) go with the GC.
         void this.#send(connect).then(() => connect.fill(0));
       }, (e) => {
         this.#fail(

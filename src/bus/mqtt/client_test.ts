@@ -490,6 +490,19 @@ test("publish() QoS 1 resolves with the PUBACK reason code, 0x87 included", asyn
   assert.is(await within(p2), 0x87);
 });
 
+test("a PUBACK failure code the spec does not list (mosquitto's 0x95) fails that publish only", async () => {
+  const { client, conn } = await connected();
+  const p1 = client.publish("a/b", text("x"), { qos: 1, retain: true });
+  const s1 = await conn.expect("publish");
+  await conn.write({ type: "puback", packetId: s1.packetId, reasonCode: 0x95, properties: {} });
+  assert.is(await within(p1), 0x95);
+  assert.ok(client.connected, "the connection stays up");
+  const p2 = client.publish("a/b", text("y"), { qos: 1 });
+  const s2 = await conn.expect("publish");
+  await conn.write({ type: "puback", packetId: s2.packetId, reasonCode: 0, properties: {} });
+  assert.is(await within(p2), 0);
+});
+
 test("publish() waits for a slot when the broker's Receive Maximum is 1", async () => {
   const { client, conn } = await connected({ receiveMaximum: 1 });
   const p1 = client.publish("q/1", text("1"), { qos: 1 });

@@ -318,9 +318,16 @@ function packetId(r: Reader): number {
   return id;
 }
 
-function reasonCode(r: Reader, allowed: readonly number[]): number {
+/**
+ * A reason code from the packet kind's list. On MQTT 5 any failure code (0x80 and up) is taken
+ * too: brokers send codes the spec does not list for the kind (mosquitto 2.0 answers a publish
+ * over its message_size_limit with PUBACK 0x95), and ending the connection for that would make
+ * a retained publish replayed on every reconnect flap the bus for ever. The failure still
+ * reaches the caller; only an unknown success code is malformed.
+ */
+function reasonCode(r: Reader, allowed: readonly number[], v5 = true): number {
   const rc = r.u8("reason code");
-  if (!allowed.includes(rc)) {
+  if (!allowed.includes(rc) && !(v5 && rc >= 0x80)) {
     throw protocolError(
       "invalid_reason_code",
       `Cannot decode ${r.packet}: reason code 0x${rc.toString(16).padStart(2, "0")}`,
@@ -418,7 +425,7 @@ function decodeConnack(r: Reader, v5: boolean): ConnackPacket {
   }
   const f = r.u8("acknowledge flags");
   if (f > 1) throw protocolError("reserved_flags", "Cannot decode CONNACK: reserved flags set");
-  const rc = reasonCode(r, v5 ? CONNACK_V5 : [0, 1, 2, 3, 4, 5]);
+  const rc = reasonCode(r, v5 ? CONNACK_V5 : [0, 1, 2, 3, 4, 5], v5);
   if (rc !== 0 && f === 1) {
     throw protocolError("session_present", "Cannot decode CONNACK: session present on a refusal");
   }
@@ -499,7 +506,7 @@ function decodeSuback(r: Reader, v5: boolean): SubackPacket {
   const id = packetId(r);
   const properties = v5 ? decodeProperties(r, "suback") : {};
   const reasonCodes: number[] = [];
-  while (r.remaining > 0) reasonCodes.push(reasonCode(r, v5 ? SUBACK_V5 : SUBACK_V4));
+  while (r.remaining > 0) reasonCodes.push(reasonCode(r, v5 ? SUBACK_V5 : SUBACK_V4, v5));
   if (reasonCodes.length === 0) {
     throw protocolError("invalid_length", "Cannot decode SUBACK: no reason code");
   }

@@ -82,18 +82,31 @@ export async function openTransport(ep: Endpoint, o: OpenOptions): Promise<Trans
       return connTransport(conn);
     }
     case "mqtts": {
-      const conn = await Deno.connectTls({
-        hostname: ep.hostname,
-        port: ep.port,
-        ...(o.caCerts ? { caCerts: o.caCerts } : {}),
-      });
+      // Deno.connectTls takes no signal: connect with one, then start TLS on that socket, and
+      // close it when the attempt is given up, also in the middle of the handshake (a listener
+      // that never speaks TLS must not keep a socket per attempt).
+      const tcp = await Deno.connect({ hostname: ep.hostname, port: ep.port, signal: o.signal });
+      let conn: Deno.TlsConn | null = null;
+      const onAbort = () => {
+        try {
+          (conn ?? tcp).close();
+        } catch { /* already closed */ }
+      };
+      o.signal.addEventListener("abort", onAbort, { once: true });
       try {
+        if (o.signal.aborted) throw o.signal.reason;
+        conn = await Deno.startTls(tcp, {
+          hostname: ep.hostname,
+          ...(o.caCerts ? { caCerts: o.caCerts } : {}),
+        });
         if (o.signal.aborted) throw o.signal.reason;
         await conn.handshake(); // certificate errors surface here, not at the first read
         if (o.signal.aborted) throw o.signal.reason;
       } catch (e) {
-        conn.close();
+        onAbort();
         throw e;
+      } finally {
+        o.signal.removeEventListener("abort", onAbort);
       }
       return connTransport(conn);
     }
