@@ -15,8 +15,9 @@ import type { Config } from "../config.ts";
 import { Device } from "../device.ts";
 import { Code, LinkdError } from "../errors.ts";
 import { LinkBridge } from "../link/bridge.ts";
-import { LinkController } from "../link/controller.ts";
+import { LinkController, type LinkListener } from "../link/controller.ts";
 import { http1Fetch } from "../net/http1.ts";
+import { collectSoon } from "./gc.ts";
 import { Presenter } from "../present/outputs.ts";
 
 /** What the daemon needs from outside; the defaults are the real ones. */
@@ -102,7 +103,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
         clock,
         random,
         lang: o.config.display.lang,
-        listener: bridge.listener,
+        listener: afterEachToken(bridge.listener, collectSoon),
       });
       bridge.attach(ctl);
       await ctl.start(); // a sealed valid token: linked at once, without the network
@@ -125,4 +126,15 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     await bus?.close();
     device.close();
   }
+}
+
+/** `listener`, and `then` after each token it was given (a link or a refresh). */
+export function afterEachToken(listener: LinkListener, then: () => void): LinkListener {
+  return {
+    ...listener,
+    token: (t) => {
+      listener.token?.(t);
+      then();
+    },
+  };
 }

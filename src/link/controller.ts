@@ -220,9 +220,10 @@ export class LinkController {
       const left = this.#wallRemaining(this.#tokens);
       this.#deadline = left === null ? null : this.#o.clock.monotonic() + left;
       this.#setState("linked");
-      this.#emitCapabilities();
+      // The token before the capabilities: at boot it is what the audio pipeline waits for.
       const t = this.currentToken();
       if (t) this.#o.listener?.token?.(t);
+      this.#emitCapabilities();
       return this.#begin((signal) => this.#whileLinked(signal));
     }
     this.#emitCapabilities();
