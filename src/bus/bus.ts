@@ -161,6 +161,7 @@ function webTimers(): MqttTimers {
       live.get(id)?.();
       live.delete(id);
     },
+    monotonic: () => performance.now(),
   };
 }
 

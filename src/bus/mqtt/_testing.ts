@@ -43,6 +43,8 @@ export async function settle(rounds = 3): Promise<void> {
 /** Timers that run only when a test advances them. */
 export class FakeTimers implements MqttTimers {
   now = 0;
+  /** Without it, keepalive sets a timer per packet (the MqttTimers default has none). */
+  monotonic = (): number => this.now;
   #next = 1;
   readonly #timers = new Map<number, { at: number; fn: () => void }>();
 

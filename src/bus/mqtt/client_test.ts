@@ -654,6 +654,21 @@ test("keepalive: PINGREQ after a period with nothing sent; a send starts it agai
   assert.ok(client.connected);
 });
 
+test("keepalive keeps one timer however many packets go out (with a monotonic clock)", async () => {
+  const { client, conn, timers } = await connected({}, { keepaliveS: 10 });
+  for (let i = 0; i < 100; i++) void client.publish("a", text("x"), { qos: 0 });
+  for (let i = 0; i < 100; i++) await conn.expect("publish");
+  assert.equal(timers.pending.length, 1, "one idle timer, not one per packet");
+  timers.advance(5_000);
+  void client.publish("a", text("y"), { qos: 0 });
+  await conn.expect("publish");
+  timers.advance(5_000); // the timer finds a packet 5 s old: it waits 5 s more, no PINGREQ
+  await conn.silentFor(30);
+  assert.equal(timers.pending, [5_000]);
+  timers.advance(5_000);
+  await conn.expect("pingreq");
+});
+
 test("keepalive honours the broker's Server Keep Alive", async () => {
   const { client, conn, timers } = await connected({ serverKeepAlive: 5 }, { keepaliveS: 60 });
   assert.equal(timers.pending, [5_000]);

@@ -13,6 +13,7 @@ export class Keepalive {
   #idle: number | undefined;
   #wait: number | undefined;
   #stopped = false;
+  #lastSent = 0;
 
   /** `periodMs` 0 turns keepalive off. `ping` sends a PINGREQ; `dead` is called at most once. */
   constructor(timers: MqttTimers, periodMs: number, ping: () => void, dead: () => void) {
@@ -25,6 +26,15 @@ export class Keepalive {
   /** Something was sent: the idle period starts again. */
   sent(): void {
     if (this.#periodMs === 0 || this.#stopped) return;
+    const now = this.#timers.monotonic?.();
+    if (now !== undefined) {
+      // One timer per idle period, not one per packet: #onIdle looks at when the last went.
+      this.#lastSent = now;
+      if (this.#idle === undefined) {
+        this.#idle = this.#timers.setTimeout(() => this.#onIdle(), this.#periodMs);
+      }
+      return;
+    }
     if (this.#idle !== undefined) this.#timers.clearTimeout(this.#idle);
     this.#idle = this.#timers.setTimeout(() => this.#onIdle(), this.#periodMs);
   }
@@ -45,6 +55,12 @@ export class Keepalive {
   #onIdle(): void {
     this.#idle = undefined;
     if (this.#stopped || this.#wait !== undefined) return;
+    const now = this.#timers.monotonic?.();
+    if (now !== undefined && now - this.#lastSent < this.#periodMs) {
+      const left = this.#periodMs - (now - this.#lastSent);
+      this.#idle = this.#timers.setTimeout(() => this.#onIdle(), left);
+      return;
+    }
     this.#wait = this.#timers.setTimeout(() => {
       this.#wait = undefined;
       if (this.#stopped) return;

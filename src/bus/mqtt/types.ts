@@ -4,6 +4,11 @@
 export interface MqttTimers {
   setTimeout(fn: () => void, ms: number): number;
   clearTimeout(id: number): void;
+  /**
+   * Milliseconds on a monotonic clock, on the same time line as the timers. With it, keepalive
+   * keeps one timer and checks when it fires, instead of setting a new one for every packet.
+   */
+  monotonic?(): number;
 }
 
 /** The MQTT 5 properties of a PUBLISH (or a will). All are ignored by MQTT 3.1.1. */
