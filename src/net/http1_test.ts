@@ -11,60 +11,13 @@ import { classifyFetchError, postForm } from "../auth/http.ts";
 import type { Fetch } from "../auth/types.ts";
 import { createHttp1Fetch, http1Fetch } from "./http1.ts";
 import { delay, peerCloses, rawServer, readRequest, rejection, settlesWithin } from "./_testing.ts";
-
-// TEST-ONLY certificates, copied from src/auth/http_test.ts (generated once with Python's
-// `cryptography`; the key protects nothing): a CA valid 2000-2099 and three leaf certificates
-// for 127.0.0.1 signed by it with the same key: expired (2000-2001), not valid yet (2090-2091)
-// and valid (2000-2099).
-const TEST_CA = `-----BEGIN CERTIFICATE-----
-MIIBQzCB6qADAgECAgEBMAoGCCqGSM49BAMCMBgxFjAUBgNVBAMMDWxpbmtkIHRl
-c3QgQ0EwIBcNMDAwMTAxMDAwMDAwWhgPMjA5OTEyMzEwMDAwMDBaMBgxFjAUBgNV
-BAMMDWxpbmtkIHRlc3QgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAATT/AYk
-nma3ZyrlzHIRY5nGK6GH1fFa0/vlOyn3NBKpuo1pBvSLNm4Mp5bDBbOlm4LZwoIB
-rzYcEU1KGcR8mawGoyMwITAPBgNVHRMBAf8EBTADAQH/MA4GA1UdDwEB/wQEAwIB
-hjAKBggqhkjOPQQDAgNIADBFAiEAyXfAn9c/caaf+83hQA2N5q+DlJUkmHZaNzLb
-2jarMXECIHBZWNYavNSJEQpRERQRU3/+UzwMgq3KMhiUPoVksOUr
------END CERTIFICATE-----
-`;
-const TEST_KEY = `-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgoT/sSTLDuZqzFqgB
-DsXgRj5iL+Sdp8grghtcQOcHe8ChRANCAARuh43d7XZITm/rida7XlMTQ7igsBSQ
-6NG93Ft3KZ80VaVmWbbs0lqpTPckEN7dDYymhaMiACIt8OCtKhfSjwj0
------END PRIVATE KEY-----
-`;
-const CERT_EXPIRED = `-----BEGIN CERTIFICATE-----
-MIIBUTCB96ADAgECAgECMAoGCCqGSM49BAMCMBgxFjAUBgNVBAMMDWxpbmtkIHRl
-c3QgQ0EwHhcNMDAwMTAxMDAwMDAwWhcNMDEwMTAxMDAwMDAwWjAUMRIwEAYDVQQD
-DAkxMjcuMC4wLjEwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARuh43d7XZITm/r
-ida7XlMTQ7igsBSQ6NG93Ft3KZ80VaVmWbbs0lqpTPckEN7dDYymhaMiACIt8OCt
-KhfSjwj0ozYwNDAPBgNVHREECDAGhwR/AAABMAwGA1UdEwEB/wQCMAAwEwYDVR0l
-BAwwCgYIKwYBBQUHAwEwCgYIKoZIzj0EAwIDSQAwRgIhAI2JEYSbgqy3DPIthneV
-t/E5ObJonr7asO8oxqaeHGzvAiEAowmMgdtPc19Fh12tUY7AFx+vYJg5hi8XmtUd
-zFE3JNs=
------END CERTIFICATE-----
-`;
-const CERT_FUTURE = `-----BEGIN CERTIFICATE-----
-MIIBVDCB+6ADAgECAgEDMAoGCCqGSM49BAMCMBgxFjAUBgNVBAMMDWxpbmtkIHRl
-c3QgQ0EwIhgPMjA5MDAxMDEwMDAwMDBaGA8yMDkxMDEwMTAwMDAwMFowFDESMBAG
-A1UEAwwJMTI3LjAuMC4xMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEboeN3e12
-SE5v64nWu15TE0O4oLAUkOjRvdxbdymfNFWlZlm27NJaqUz3JBDe3Q2MpoWjIgAi
-LfDgrSoX0o8I9KM2MDQwDwYDVR0RBAgwBocEfwAAATAMBgNVHRMBAf8EAjAAMBMG
-A1UdJQQMMAoGCCsGAQUFBwMBMAoGCCqGSM49BAMCA0gAMEUCIB5syMU+V4X0y2O9
-qzNqRPnGQNn98MeO/Lb/WjFfhqmJAiEApHybW1em88gCaE9xrFemS6YGV+98tEHZ
-ta0umkdVHXQ=
------END CERTIFICATE-----
-`;
-const CERT_VALID = `-----BEGIN CERTIFICATE-----
-MIIBUjCB+aADAgECAgEEMAoGCCqGSM49BAMCMBgxFjAUBgNVBAMMDWxpbmtkIHRl
-c3QgQ0EwIBcNMDAwMTAxMDAwMDAwWhgPMjA5OTAxMDEwMDAwMDBaMBQxEjAQBgNV
-BAMMCTEyNy4wLjAuMTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABG6Hjd3tdkhO
-b+uJ1rteUxNDuKCwFJDo0b3cW3cpnzRVpWZZtuzSWqlM9yQQ3t0NjKaFoyIAIi3w
-4K0qF9KPCPSjNjA0MA8GA1UdEQQIMAaHBH8AAAEwDAYDVR0TAQH/BAIwADATBgNV
-HSUEDDAKBggrBgEFBQcDATAKBggqhkjOPQQDAgNIADBFAiBtSPDpMhbfPfG3oV/3
-ct/waU4xVww1XbZNS3Aeu2hoNwIhAI+O6c9YpJ0RaszlfCcqA40Xg0sIUveS1aU0
-jOj8vabx
------END CERTIFICATE-----
-`;
+import {
+  CERT_EXPIRED,
+  CERT_FUTURE,
+  CERT_VALID,
+  TEST_CA,
+  TEST_KEY,
+} from "../../test/support/certs.ts";
 
 const SECRET_FORM = { grant_type: "refresh_token", refresh_token: "Atzr|SECRET-REFRESH-TOKEN" };
 const setClock = new FakeClock(); // 2026-11-24, after BUILD_TIME_FLOOR
