@@ -38,7 +38,7 @@
  */
 import { createHash } from "node:crypto";
 import { bundle as bundleProgram } from "./scripts/bundle.ts";
-import { PERMISSIONS, runArgs, V8_FLAGS } from "./scripts/runtime.ts";
+import { PERMISSIONS, runArgs, v8FlagArgs } from "./scripts/runtime.ts";
 import { VERSION } from "./src/version.ts";
 
 const root = new URL(".", import.meta.url).pathname;
@@ -236,7 +236,7 @@ for (const { t, denort, runtime } of plans) {
       "--no-remote",
       "--no-npm",
       ...PERMISSIONS,
-      ...(V8_FLAGS.length > 0 ? [`--v8-flags=${V8_FLAGS.join(",")}`] : []),
+      ...v8FlagArgs(),
       "--target",
       t.triple,
       "--output",

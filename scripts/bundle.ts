@@ -23,7 +23,7 @@ export function nodeImports(code: string): string[] {
   return [...found].sort();
 }
 
-/** Replaces the CommonJS `require` shim (see above); returns the code and how many were found. */
+/** Replaces the CommonJS `require` shim (see above); returns the code and the shims' names. */
 export function dropRequireShim(code: string): { code: string; requires: string[] } {
   const requires: string[] = [];
   const out = code.replace(REQUIRE_SHIM, (_m, name: string) => {
@@ -40,11 +40,11 @@ export function dropRequireShim(code: string): { code: string; requires: string[
 export async function bundle(
   entry: string,
   out: string,
-  opts: { deno?: string; env?: Record<string, string>; allowNode?: string[] } = {},
+  opts: { allowNode?: string[] } = {},
 ): Promise<void> {
-  const r = await new Deno.Command(opts.deno ?? Deno.execPath(), {
+  const r = await new Deno.Command(Deno.execPath(), {
     args: ["bundle", "--quiet", "--minify", "--platform", "deno", "-o", out, entry],
-    env: { DENO_NO_UPDATE_CHECK: "1", DENO_NO_PROMPT: "1", NO_COLOR: "1", ...opts.env },
+    env: { DENO_NO_UPDATE_CHECK: "1", DENO_NO_PROMPT: "1", NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -32,6 +32,11 @@ export const OFFLINE = ["--no-prompt", "--no-config", "--no-lock", "--no-remote"
  */
 export const V8_FLAGS: string[] = ["--max-semi-space-size=1", "--lite-mode", "--expose-gc"];
 
+/** `--v8-flags=...` for `deno run` and `deno compile` (none when V8_FLAGS is empty). */
+export function v8FlagArgs(): string[] {
+  return V8_FLAGS.length > 0 ? [`--v8-flags=${V8_FLAGS.join(",")}`] : [];
+}
+
 /**
  * `deno run` arguments before the bundle's path (the launcher adds `--cached-only`).
  * `allowAll` swaps the permissions for `-A` (a bench that reads /proc/self/status needs it).
@@ -40,6 +45,6 @@ export function runArgs(o: { allowAll?: boolean } = {}): string[] {
   return [
     ...OFFLINE,
     ...(o.allowAll ? ["-A"] : PERMISSIONS),
-    ...(V8_FLAGS.length > 0 ? [`--v8-flags=${V8_FLAGS.join(",")}`] : []),
+    ...v8FlagArgs(),
   ];
 }

@@ -27,12 +27,11 @@ import {
   type IncomingMessage,
   MqttClient,
   MqttError,
-  type MqttTimers,
+  type PublishOptions,
   type PublishProperties,
   type SubscribeOptions,
 } from "./mqtt/mod.ts";
 import { Backoff } from "../auth/backoff.ts";
-import { type CancelTimer, startTimer } from "../timers.ts";
 import { encodeCbor } from "../cbor.ts";
 import type { Clock } from "../clock.ts";
 import type { AccessToken, LinkState, PairingInfo } from "../link/controller.ts";
@@ -139,33 +138,6 @@ export const STABLE_MS = 30_000;
 export const MAX_INCOMING_PACKET = 65_536;
 
 /**
- * The client's keepalive and timeouts on linkd's timers, not the global setTimeout, whose first
- * call loads Node compat (src/timers.ts): on the boot path that was 10 ms and 4 MB.
- */
-function webTimers(): MqttTimers {
-  const live = new Map<number, CancelTimer>();
-  let next = 1;
-  return {
-    setTimeout(fn, ms) {
-      const id = next++;
-      live.set(
-        id,
-        startTimer(ms, () => {
-          live.delete(id);
-          fn();
-        }),
-      );
-      return id;
-    },
-    clearTimeout(id) {
-      live.get(id)?.();
-      live.delete(id);
-    },
-    monotonic: () => performance.now(),
-  };
-}
-
-/**
  * CONNACK reason codes that retrying does not cure (3.1.1 and 5): linkd connects the same way
  * each time, so the broker would refuse it the same way for ever. 3.1.1: 1 protocol version,
  * 2 client id, 4 credentials, 5 not authorized. 5: 0x84 protocol version, 0x85 client id,
@@ -251,12 +223,6 @@ function describeError(e: unknown): string {
 
 type Outcome = "acked" | "refused" | "lost";
 
-interface PublishOpts {
-  qos: 0 | 1;
-  retain: boolean;
-  properties?: PublishProperties;
-}
-
 /** One network connection: one MqttClient, connected and subscribed, never reconnected. */
 class Connection {
   /** Resolves when the connection is gone, whatever the cause. */
@@ -311,7 +277,7 @@ class Connection {
   }
 
   /** Publishes and waits for PUBACK, a refusal, or the end of the connection. */
-  async publish(topic: string, payload: Uint8Array, opts: PublishOpts): Promise<Outcome> {
+  async publish(topic: string, payload: Uint8Array, opts: PublishOptions): Promise<Outcome> {
     const client = this.#client;
     if (!this.up || !client?.connected) return "lost";
     try {
@@ -410,7 +376,6 @@ class MqttBus implements Bus {
       cleanStart: true,
       keepaliveS: this.#o.keepaliveS ?? 30,
       connectTimeoutMs: 10_000,
-      timers: webTimers(),
       will: { topic: this.#stateTopic, payload: will, qos: 1, retain: true },
       // MQTT 5 tells the broker, which then drops bigger commands for linkd; on 3.1.1 the
       // client enforces it alone (a bigger packet ends the connection).
@@ -524,7 +489,7 @@ class MqttBus implements Bus {
     await conn.publish(topic, payload, { qos: 1, retain: true });
   }
 
-  async #publishTransient(topic: string, payload: Uint8Array, opts: PublishOpts): Promise<void> {
+  async #publishTransient(topic: string, payload: Uint8Array, opts: PublishOptions): Promise<void> {
     if (this.#closing) return;
     const conn = this.#conn;
     if (!conn?.up) {
@@ -559,8 +524,8 @@ class MqttBus implements Bus {
     );
   }
 
-  #tokenOptions(left: number): PublishOpts {
-    const o: PublishOpts = { qos: 1, retain: false };
+  #tokenOptions(left: number): PublishOptions {
+    const o: PublishOptions = { qos: 1, retain: false };
     if (this.#v5) o.properties = { messageExpiryInterval: Math.min(left, 0xffffffff) };
     return o;
   }
@@ -713,7 +678,7 @@ class MqttBus implements Bus {
     r: CommandReply,
   ): Promise<void> {
     if (replyTo === null || !this.#v5) return;
-    const opts: PublishOpts = { qos: 1, retain: false };
+    const opts: PublishOptions = { qos: 1, retain: false };
     const properties: PublishProperties = {};
     if (correlation !== undefined) properties.correlationData = correlation;
     let payload: Uint8Array;

@@ -1,7 +1,8 @@
 /**
- * Boot figures of `linkd run` as it ships (the bundle, run with the launcher's flags): from process start to the
- * first token on the bus, with a sealed valid token in flash (no network), beside a bare
- * `deno run` of a hello-world file on the same runtime; and the bundle's size.
+ * Boot figures of `linkd run` as it ships (the bundle, run with the launcher's flags): from
+ * process start to the first token on the bus, with a sealed valid token in flash (no network),
+ * beside a bare `deno run` of a hello-world file on the same runtime and flags; and the
+ * bundle's size.
  */
 import { parseConfig } from "../../src/config.ts";
 import { Device } from "../../src/device.ts";

@@ -59,7 +59,7 @@ export async function memoryFigures(): Promise<Row[]> {
       `${dir}/bare.js`,
       'const s = Deno.readTextFileSync("/proc/self/status"); console.log(JSON.stringify({ hwmKb: Number(s.match(/^VmHWM:\\s+(\\d+)/m)[1]) }));\n',
     );
-    const bare = await peakOf(["run", ...runArgs({ allowAll: true }), `${dir}/bare.js`]); // same flags: a fair floor;
+    const bare = await peakOf(["run", ...runArgs({ allowAll: true }), `${dir}/bare.js`]); // same flags: a fair floor
     const over = (linkd.hwmKb! - bare.hwmKb!) / 1024;
     return [
       {

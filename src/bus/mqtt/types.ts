@@ -55,7 +55,7 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** disconnect(): ms to wait for the DISCONNECT to go out and the broker to close. Default 2000. */
   disconnectTimeoutMs?: number;
-  /** Default: globalThis.setTimeout / clearTimeout. */
+  /** Default: src/timers.ts (not the global setTimeout, which loads Node compat), monotonic. */
   timers?: MqttTimers;
   /** Aborts the connection before CONNACK (reject with code `aborted`); ignored afterwards. */
   signal?: AbortSignal;

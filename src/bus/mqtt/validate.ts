@@ -3,6 +3,7 @@
  * code `ERR_INVALID_ARG_VALUE` naming the option; the message never repeats a string the caller
  * gave (a topic may be harmless, a password is not, and one rule is simpler than two).
  */
+import { type CancelTimer, startTimer } from "../../timers.ts";
 import { checkString, STRING_MAX, utf8Encode } from "./codec.ts";
 import { invalidArgument } from "./errors.ts";
 import { type ConnectPacket, encodePacket, PACKET_MAX } from "./packets.ts";
@@ -31,10 +32,30 @@ export interface Settings {
   onHandlerError: ((error: unknown) => void) | undefined;
 }
 
-/** Deno 2.9's setTimeout returns a Node-style Timeout object; its number clears it as well. */
-const globalTimers: MqttTimers = {
-  setTimeout: (fn, ms) => Number(setTimeout(fn, ms)),
-  clearTimeout: (id) => clearTimeout(id),
+/**
+ * The default timers: src/timers.ts, not the global setTimeout, whose first call in Deno 2.9
+ * loads the Node compatibility layer (10 ms and 4 MB on linkd's boot path). With a monotonic
+ * clock, keepalive keeps one timer per idle period.
+ */
+const liveTimers = new Map<number, CancelTimer>();
+let nextTimerId = 1;
+const defaultTimers: MqttTimers = {
+  setTimeout(fn, ms) {
+    const id = nextTimerId++;
+    liveTimers.set(
+      id,
+      startTimer(ms, () => {
+        liveTimers.delete(id);
+        fn();
+      }),
+    );
+    return id;
+  },
+  clearTimeout(id) {
+    liveTimers.get(id)?.();
+    liveTimers.delete(id);
+  },
+  monotonic: () => performance.now(),
 };
 
 function checkFunction<T>(v: unknown, what: string): T | undefined {
@@ -86,7 +107,7 @@ export function checkConnectOptions(
   const disconnectTimeoutMs = o.disconnectTimeoutMs === undefined
     ? DEFAULT_DISCONNECT_TIMEOUT_MS
     : checkInteger(o.disconnectTimeoutMs, 0, 2_147_483_647, `${W}.disconnectTimeoutMs`);
-  const timers = o.timers ?? globalTimers;
+  const timers = o.timers ?? defaultTimers;
   if (typeof timers.setTimeout !== "function" || typeof timers.clearTimeout !== "function") {
     throw invalidArgument(`Invalid ${W}.timers: expected setTimeout and clearTimeout`);
   }
