@@ -6,7 +6,7 @@ import { toHex, utf8 } from "../bytes.ts";
 import { encodeCbor } from "../cbor.ts";
 import { Code } from "../errors.ts";
 import { NorEmulator } from "../flash/nor_emulator.ts";
-import { signIdentity } from "../provision/identity.ts";
+import { signIdentity, verifyLineSignature } from "../provision/identity.ts";
 import { encodeTokenRecord, type TokenRecord } from "../tokens/token_record.ts";
 import { RecordStore } from "./record_store.ts";
 import { RecordType, Vault } from "./vault.ts";
@@ -134,6 +134,46 @@ test("Vault.identity() refuses an identity rewritten without the root key", () =
   assert.is(codeOf(() => v.identity()), Code.IDENTITY_CORRUPT);
   d.store.put(RecordType.IDENTITY, utf8.encode("not cbor at all \xff"));
   assert.is(codeOf(() => new Vault(d.store, d.root, random).identity()), Code.STORE_CORRUPT);
+});
+
+test("Vault.identity(): a line-signed identity reads back signed, and its signature verifies", () => {
+  const root = nacl.randomBytes(32);
+  const vault = new Vault(RecordStore.mount(NorEmulator.memory()), root, random);
+  const id = {
+    serial: "SN-SIGNED-1",
+    product_id: "speaker",
+    client_id: "cid",
+    device_public_key: new Uint8Array(32).fill(3),
+    provisioned_at: 1_700_000_000_000,
+  };
+  const signed = signIdentity(id, new Uint8Array(32).fill(9));
+  vault.writeIdentity(signed);
+  const back = vault.identity()!;
+  assert.equal(back.identity, id);
+  assert.equal(back.signature, signed.signature);
+  assert.equal(back.line_public_key, signed.line_public_key);
+  assert.ok(verifyLineSignature(back));
+  assert.not.ok(verifyLineSignature(signIdentity(id)), "unsigned");
+});
+
+test("Vault.identity() takes the device MAC as the authority; verifyLineSignature() is the line's check", () => {
+  // A bad signature can only be there if whoever wrote it held this device's root key (the MAC
+  // verifies), so the boot does not spend an Ed25519 verification on it; the line's check sees it.
+  const root = nacl.randomBytes(32);
+  const vault = new Vault(RecordStore.mount(NorEmulator.memory()), root, random);
+  const signed = signIdentity({
+    serial: "SN-SIGNED-2",
+    product_id: "speaker",
+    client_id: "cid",
+    device_public_key: new Uint8Array(32).fill(3),
+    provisioned_at: 1,
+  }, new Uint8Array(32).fill(9));
+  const bad = signed.signature!.slice();
+  bad[0]! ^= 1;
+  vault.writeIdentity({ ...signed, signature: bad });
+  const back = vault.identity()!;
+  assert.is(back.identity.serial, "SN-SIGNED-2");
+  assert.not.ok(verifyLineSignature(back));
 });
 
 test("Vault.put() without an identity is NOT_PROVISIONED", () => {

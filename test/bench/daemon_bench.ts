@@ -40,7 +40,13 @@ export async function daemonFigures(): Promise<Row[]> {
     Deno.writeTextFileSync(`${dir}/linkd.json`, text);
     const d = Device.open(parseConfig(text, `${dir}/linkd.json`));
     try {
-      provision(d, { serial: "SN-BOOT-1", productId: "speaker", clientId: "cid" }, Date.now);
+      // Signed by a line key, as the factory line does: the boot reads a signed identity.
+      provision(d, {
+        serial: "SN-BOOT-1",
+        productId: "speaker",
+        clientId: "cid",
+        lineSeed: new Uint8Array(32).fill(0x5a),
+      }, Date.now);
       const now = Date.now();
       d.vault().put(
         RecordType.TOKENS,
