@@ -10,7 +10,12 @@
  * `self.crypto.getRandomValues` first). The rewrite replaces the shim by a function that throws
  * if ever called. The guard then refuses a bundle that still imports any `node:` module, so a
  * new dependency that pulls in Node compat fails the build instead of slowing every boot.
+ *
+ * Then every module body is put in parentheses so that V8 compiles it with the bundle and keeps
+ * it in its code cache (scripts/eager.ts explains), and the result is compiled once to prove it
+ * is still valid JavaScript.
  */
+import { eagerModuleBodies } from "./eager.ts";
 
 /** The shim `deno bundle` writes for CommonJS modules (one binding, minified name). */
 const REQUIRE_SHIM =
@@ -33,15 +38,27 @@ export function dropRequireShim(code: string): { code: string; requires: string[
   return { code: out, requires };
 }
 
+/** Compiles `code` (a bundle: no export statement) without running it. Throws a SyntaxError. */
+export function checkSyntax(code: string): void {
+  const AsyncFunction = (async () => {}).constructor as new (body: string) => unknown;
+  // A function body takes top-level await and dynamic import(), not import.meta or an import
+  // statement (the `node:` imports a caller allowed): both are taken out of the copy checked.
+  new AsyncFunction(
+    code.replace(/\bimport\.meta\b/g, "({})")
+      .replace(/\bimport\s*(?:[\w$*{}\s,]+?\s*from\s*)?("[^"\n]*"|'[^'\n]*');/g, ""),
+  );
+}
+
 /**
  * Bundles `entry` into `out`. Throws when `deno bundle` fails or the result still imports a
- * `node:` module; `allowNode` lists the ones a caller accepts (none for linkd).
+ * `node:` module; `allowNode` lists the ones a caller accepts (none for linkd). Resolves with
+ * the number of module bodies made eager.
  */
 export async function bundle(
   entry: string,
   out: string,
   opts: { allowNode?: string[] } = {},
-): Promise<void> {
+): Promise<{ eagerBodies: number }> {
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["bundle", "--quiet", "--minify", "--platform", "deno", "-o", out, entry],
     env: { DENO_NO_UPDATE_CHECK: "1", DENO_NO_PROMPT: "1", NO_COLOR: "1" },
@@ -66,5 +83,14 @@ export async function bundle(
       }; each loads Deno's Node compatibility layer at every boot`,
     );
   }
-  Deno.writeTextFileSync(out, code);
+  const eager = eagerModuleBodies(code);
+  try {
+    checkSyntax(eager.code);
+  } catch (e) {
+    throw new Error(
+      `Cannot bundle ${entry}: the eager module bodies do not compile (${(e as Error).message})`,
+    );
+  }
+  Deno.writeTextFileSync(out, eager.code);
+  return { eagerBodies: eager.wrapped };
 }

@@ -21,16 +21,25 @@ export const PERMISSIONS = [
 export const OFFLINE = ["--no-prompt", "--no-config", "--no-lock", "--no-remote", "--no-npm"];
 
 /**
- * V8 settings for a speaker, measured with `deno task bench` (memory after 1000 refreshes):
- * - `--max-semi-space-size=1` (MB): V8 grows its young generation up to 16 MB per semi-space
- *   under allocation bursts; linkd's live data is a few hundred KB. 80 → 69 MB peak.
+ * V8 settings for a speaker, measured with `deno task bench` (boot, and memory after 1000
+ * refreshes):
+ * - `--min-semi-space-size=2`, `--max-semi-space-size=2` (MB): a fixed young generation. V8
+ *   grows it up to 16 MB per semi-space under allocation bursts, where linkd's live data is a
+ *   few hundred KB: a cap of 1 MB took the peak from 80 to 69 MB. At 1 MB the boot ran two
+ *   young collections before its first token (3.4 ms, the main thread waiting on V8's helper
+ *   threads); at 2 MB it runs none, boot 87 → 82 ms, and the peak memory is the same.
  * - `--lite-mode`: no optimizing compilers (their compile zones are the next largest peaks)
  *   and lazily allocated feedback. 69 → 55 MB peak. linkd's hot code is a token refresh an
  *   hour and a few seals; `linkd provision` and `status` took no longer under it (147 vs
  *   151 ms and 89 vs 107 ms per run here).
  * - `--expose-gc`: the daemon collects after each token refresh (src/daemon/gc.ts). 52 → 47 MB.
  */
-export const V8_FLAGS: string[] = ["--max-semi-space-size=1", "--lite-mode", "--expose-gc"];
+export const V8_FLAGS: string[] = [
+  "--min-semi-space-size=2",
+  "--max-semi-space-size=2",
+  "--lite-mode",
+  "--expose-gc",
+];
 
 /** `--v8-flags=...` for `deno run` and `deno compile` (none when V8_FLAGS is empty). */
 export function v8FlagArgs(): string[] {
