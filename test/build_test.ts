@@ -113,6 +113,29 @@ test("x86_64 payload: `linkd --version`", async () => {
   }
 });
 
+test("x86_64 launcher: V8's code cache goes to systemd's CacheDirectory, else DENO_DIR", async () => {
+  if (first.has("target/linkd-x86_64-linux")) return; // a compiled binary has no launcher
+  const exe = `${root}target/firmware/x86_64/linkd`;
+  const dir = Deno.makeTempDirSync({ prefix: "linkd-build-" });
+  try {
+    // `env` replaces nothing here: Deno.Command passes the parent's environment plus these.
+    const viaSystemd = await run(exe, ["--version"], {
+      CACHE_DIRECTORY: `${dir}/cache`,
+      DENO_DIR: "",
+    }, dir);
+    assert.is(viaSystemd.code, 0, viaSystemd.stderr);
+    assert.ok(exists(`${dir}/cache/v8_code_cache_v2`), "the cache database under CACHE_DIRECTORY");
+    const explicit = await run(exe, ["--version"], {
+      CACHE_DIRECTORY: `${dir}/cache`,
+      DENO_DIR: `${dir}/deno`,
+    }, dir);
+    assert.is(explicit.code, 0, explicit.stderr);
+    assert.ok(exists(`${dir}/deno/v8_code_cache_v2`), "DENO_DIR wins");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 async function which(cmd: string): Promise<string | null> {
   const out = await run("sh", ["-c", 'command -v "$1"', "sh", cmd]);
   return out.code === 0 ? out.stdout.trim() : null;

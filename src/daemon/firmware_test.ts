@@ -118,6 +118,9 @@ test("linkd.service: notify, ordering, restart, watchdog and hardening keys", ()
   // V8's JIT needs W+X pages: MemoryDenyWriteExecute=yes would kill Deno at start.
   assert.is.not(one(svc, "MemoryDenyWriteExecute"), "yes");
   for (const code of ["64", "78"]) assert.ok(all(svc, "RestartPreventExitStatus").includes(code));
+  // V8's code cache outlives the service (PrivateTmp= empties /tmp at every start).
+  assert.is(one(svc, "CacheDirectory"), "linkd");
+  assert.is(one(svc, "CacheDirectoryMode"), "0700");
 });
 
 test("linkd.service: systemd-analyze verify (when installed)", async () => {
@@ -152,6 +155,10 @@ test("init.d/S80linkd: POSIX sh syntax (dash, sh), shellcheck when installed", a
     assert.ok(text.includes(word), word);
   }
   for (const w of ["restart", "status"]) assert.ok(text.includes(w), w);
+  // V8's code cache in a persistent folder, private to linkd, handed to the launcher.
+  for (const w of ["CACHE_DIR=/var/cache/linkd", 'chmod 0700 "$CACHE_DIR"', "export DENO_DIR"]) {
+    assert.ok(text.includes(w), w);
+  }
   for (const shell of ["sh", "dash", "busybox"]) {
     const p = await which(shell);
     if (p === null) continue;
