@@ -124,8 +124,16 @@ export class Device {
 
   /** The vault, once the OTP holds a root key (OTP_BLANK before provisioning). */
   vault(): Vault {
+    const v = this.vaultIfProgrammed();
+    if (v === null) this.otp.readRootKey(); // throws OTP_BLANK
+    return v!;
+  }
+
+  /** The vault, or null while the OTP is blank (one read of the OTP, where state() and vault() take two). */
+  vaultIfProgrammed(): Vault | null {
     if (this.#vault) return this.#vault;
-    const root = this.otp.readRootKey();
+    const root = this.otp.rootKeyIfProgrammed();
+    if (root === null) return null;
     try {
       this.#vault = new Vault(this.store, root, this.effects.random);
     } finally {
@@ -136,7 +144,7 @@ export class Device {
 
   /** True once the OTP holds a root key and the identity record is in the store. */
   isProvisioned(): boolean {
-    return this.otp.state() === "programmed" && this.vault().identity() !== null;
+    return (this.vaultIfProgrammed()?.identity() ?? null) !== null;
   }
 
   close(): void {

@@ -50,8 +50,8 @@ export function statusReport(device: Device): StatusReport {
   if (!health.ok) r.store.ok = false;
   if (health.detail) problems.push(`flash: ${health.detail}`);
   try {
-    if (device.otp.state() === "programmed") {
-      const vault = device.vault();
+    const vault = device.vaultIfProgrammed();
+    if (vault) {
       const id = vault.identity();
       if (id) {
         r.provisioned = true;

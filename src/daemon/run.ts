@@ -47,7 +47,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   let ctl: LinkController | null = null;
   let bridge: LinkBridge | null = null;
   try {
-    const provisioned = device.otp.state() === "programmed" ? device.vault().identity() : null;
+    const provisioned = device.vaultIfProgrammed()?.identity() ?? null;
     const login = o.broker ? {} : busLogin(o.config.bus);
     try {
       bus = await connectBus({

@@ -82,13 +82,23 @@ export class OtpStore {
 
   /** A copy of the 32-byte root key (the caller wipes it). OTP_BLANK when not programmed. */
   readRootKey(): Uint8Array {
-    const image = this.#read();
-    if (image === null) {
+    const key = this.rootKeyIfProgrammed();
+    if (key === null) {
       throw new LinkdError(
         Code.OTP_BLANK,
         `Cannot read root key: OTP key store ${this.path} is blank (provision the device first)`,
       );
     }
+    return key;
+  }
+
+  /**
+   * A copy of the root key (the caller wipes it), or null for a blank part: state() and
+   * readRootKey() in one read. OTP_CORRUPT as readRootKey().
+   */
+  rootKeyIfProgrammed(): Uint8Array | null {
+    const image = this.#read();
+    if (image === null) return null;
     this.#validate(image);
     const key = image.slice(MAGIC_BYTES, MAGIC_BYTES + ROOT_KEY_BYTES);
     wipe(image);

@@ -40,10 +40,12 @@ test("OtpStore.state() is blank for an empty file, and program() fills it", () =
     const otp = OtpStore.open(path);
     assert.is(otp.state(), "blank");
     throwsCode(() => otp.readRootKey(), "OTP_BLANK");
+    assert.is(otp.rootKeyIfProgrammed(), null);
     const k = key();
     otp.program(k);
     assert.is(otp.state(), "programmed");
     assert.is(toHex(otp.readRootKey()), toHex(k));
+    assert.is(toHex(otp.rootKeyIfProgrammed()!), toHex(k));
     assert.is(Deno.statSync(path).size, OTP_FILE_BYTES);
   });
 });
@@ -106,6 +108,7 @@ test("OtpStore reports a damaged file as OTP_CORRUPT and never reprograms it", (
         Deno.writeFileSync(path, bad);
         throwsCode(() => otp.state(), "OTP_CORRUPT");
         throwsCode(() => otp.readRootKey(), "OTP_CORRUPT");
+        throwsCode(() => otp.rootKeyIfProgrammed(), "OTP_CORRUPT");
       }
     }
     const bad = good.slice();

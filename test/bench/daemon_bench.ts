@@ -20,7 +20,7 @@ import { runArgs } from "../../scripts/runtime.ts";
 import { haveMosquitto, startMosquitto } from "../support/broker.ts";
 import type { Row } from "./main.ts";
 
-const RUNS = 10;
+const RUNS = 14;
 const wallMs = () => performance.timeOrigin + performance.now();
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
