@@ -41,12 +41,13 @@ const REGEX_AFTER_WORD = new Set([
 const WORD = /[\w$]+/y;
 
 type Prev =
-  /** After an operator or an opening bracket: an expression may start, "/" is a regex. */
+  /**
+   * After an operator, an opening bracket or "}" (in minified code the end of a block): an
+   * expression may start, "/" is a regex.
+   */
   | "operator"
   /** After a value (name, literal, ")" or "]"): "/" divides. */
-  | "value"
-  /** After "}": in minified code the end of a block, so "/" starts a regex. */
-  | "block";
+  | "value";
 
 /** A syntax error of the scanner: the input is not the JavaScript it expects. */
 export class ScanError extends Error {
@@ -142,18 +143,18 @@ export function closingBrace(code: string, open: number): number {
       } else if (top === "{") {
         if (stack.length === 0) return i;
         i++;
-        prev = "block";
+        prev = "operator";
       } else throw new ScanError(`unbalanced "}" at ${i}`);
     } else if (c === ")" || c === "]") {
       const top = stack.pop();
       if (top !== (c === ")" ? "(" : "[")) throw new ScanError(`unbalanced "${c}" at ${i}`);
       i++;
       prev = "value";
+    } else if ((c === "+" || c === "-") && code[i + 1] === c && prev === "value") {
+      i += 2; // a postfix "++" or "--" leaves a value: `a++/b` divides
     } else {
       i++;
-      // "++" and "--" after a value end an expression: `a++/b` divides.
-      prev = (c === "+" || c === "-") && code[i] === c && prev === "value" ? "value" : "operator";
-      if (prev === "value") i++;
+      prev = "operator";
     }
   }
   throw new ScanError("unterminated block");

@@ -124,16 +124,18 @@ export class Device {
 
   /** The vault, once the OTP holds a root key (OTP_BLANK before provisioning). */
   vault(): Vault {
-    const v = this.vaultIfProgrammed();
-    if (v === null) this.otp.readRootKey(); // throws OTP_BLANK
-    return v!;
+    return this.#vault ?? this.#openVault(this.otp.readRootKey());
   }
 
-  /** The vault, or null while the OTP is blank (one read of the OTP, where state() and vault() take two). */
+  /** The vault, or null while the OTP is blank: one read of the OTP, not state() then vault(). */
   vaultIfProgrammed(): Vault | null {
     if (this.#vault) return this.#vault;
     const root = this.otp.rootKeyIfProgrammed();
-    if (root === null) return null;
+    return root === null ? null : this.#openVault(root);
+  }
+
+  /** Opens the vault with `root` (then wiped). */
+  #openVault(root: Uint8Array): Vault {
     try {
       this.#vault = new Vault(this.store, root, this.effects.random);
     } finally {
@@ -144,7 +146,7 @@ export class Device {
 
   /** True once the OTP holds a root key and the identity record is in the store. */
   isProvisioned(): boolean {
-    return (this.vaultIfProgrammed()?.identity() ?? null) !== null;
+    return this.vaultIfProgrammed()?.identity() != null;
   }
 
   close(): void {

@@ -5,7 +5,7 @@
  */
 import { connectBus } from "../../src/bus/bus.ts";
 import { systemClock } from "../../src/clock.ts";
-import { haveMosquitto, startMosquitto } from "../support/broker.ts";
+import { clientArgs, haveMosquitto, startMosquitto } from "../support/broker.ts";
 import type { Row } from "./main.ts";
 
 const MESSAGES = 400;
@@ -28,22 +28,7 @@ export async function busFigures(): Promise<Row[]> {
   }
   const broker = await startMosquitto();
   const sub = new Deno.Command("mosquitto_sub", {
-    args: [
-      "-h",
-      "127.0.0.1",
-      "-p",
-      String(broker.port),
-      "-V",
-      "5",
-      "-q",
-      "1",
-      "-t",
-      "linkd/token",
-      "-t",
-      "bench/base",
-      "-F",
-      "%t %U",
-    ],
+    args: clientArgs(broker, "-q", "1", "-t", "linkd/token", "-t", "bench/base", "-F", "%t %U"),
     stdout: "piped",
     stderr: "null",
   }).spawn();
@@ -84,19 +69,7 @@ export async function busFigures(): Promise<Row[]> {
     await bus.close();
     // Baseline: mosquitto_pub with one message per line on stdin, QoS 1, MQTT 5.
     const pub = new Deno.Command("mosquitto_pub", {
-      args: [
-        "-h",
-        "127.0.0.1",
-        "-p",
-        String(broker.port),
-        "-V",
-        "5",
-        "-q",
-        "1",
-        "-t",
-        "bench/base",
-        "-l",
-      ],
+      args: clientArgs(broker, "-q", "1", "-t", "bench/base", "-l"),
       stdin: "piped",
       stdout: "null",
       stderr: "null",

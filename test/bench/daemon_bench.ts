@@ -17,7 +17,7 @@ import { RecordType } from "../../src/store/vault.ts";
 import { encodeTokenRecord } from "../../src/tokens/token_record.ts";
 import { bundle } from "../../scripts/bundle.ts";
 import { runArgs } from "../../scripts/runtime.ts";
-import { haveMosquitto, startMosquitto } from "../support/broker.ts";
+import { clientArgs, haveMosquitto, startMosquitto } from "../support/broker.ts";
 import type { Row } from "./main.ts";
 
 const RUNS = 14;
@@ -94,20 +94,7 @@ export async function daemonFigures(): Promise<Row[]> {
     }
     const bootOnce = async (cpu: number | null): Promise<number> => {
       const sub = new Deno.Command("mosquitto_sub", {
-        args: [
-          "-h",
-          "127.0.0.1",
-          "-p",
-          String(broker.port),
-          "-V",
-          "5",
-          "-C",
-          "1",
-          "-t",
-          "linkd/token",
-          "-F",
-          "%U",
-        ],
+        args: clientArgs(broker, "-C", "1", "-t", "linkd/token", "-F", "%U"),
         stdout: "piped",
         stderr: "null",
       }).spawn();

@@ -28,6 +28,11 @@ export interface Mosquitto {
   stop(): Promise<void>;
 }
 
+/** The arguments that point mosquitto_sub or mosquitto_pub at `broker` over MQTT 5, then `more`. */
+export function clientArgs(broker: Mosquitto, ...more: string[]): string[] {
+  return ["-h", "127.0.0.1", "-p", String(broker.port), "-V", "5", ...more];
+}
+
 /** A port that was free a moment ago: bind port 0, read the port, close. */
 export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
