@@ -1,6 +1,7 @@
 /**
  * The README's first command: the demo pairs unattended with --approve, the audio-pipeline
  * subscriber gets the token, and a second run boots from the sealed flash without pairing.
+ * With --refusal-style html the music scope is refused with Amazon's HTML page instead.
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -41,6 +42,27 @@ test("demo --approve: provisions, pairs, the subscriber gets a token; again: boo
   assert.not.match(again.out, /state: pairing/, "no pairing on the second boot");
   assert.match(again.out, /\[audio\] state: linked/);
   assert.match(again.out, /\[audio\] token received: Atza\|/);
+});
+
+test("demo --refusal-style html: Amazon's HTML page refuses the music scope; linkd links with alexa:all and reports it", async () => {
+  const r = await demo("--fresh", "--approve", "--refusal-style", "html");
+  assert.is(r.code, 0, r.out);
+  assert.match(r.out, /refuses music::library:read with Amazon's HTML error page/);
+  assert.match(r.out, /\[audio\] token received: Atza\|/);
+  assert.match(r.out, /"granted":\["alexa:all"\]/);
+  assert.match(
+    r.out,
+    /"denied":\[\{"scope":"music::library:read","reason":"unknown_scope"\}\]/,
+    "the refused music scope is reported as unknown_scope",
+  );
+});
+
+test("demo: a bad flag exits 64 with one line", async () => {
+  for (const args of [["--refusal-style", "xml"], ["--frobnicate"], ["--approve=no"]]) {
+    const r = await demo(...args);
+    assert.is(r.code, 64, r.out);
+    assert.is(r.out.trim().split("\n").length, 1, r.out);
+  }
 });
 
 test.run();

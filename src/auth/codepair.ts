@@ -22,6 +22,36 @@ export const MAX_CODE_LIFETIME = 86_400;
  */
 export const MAX_INTERVAL = 3600;
 
+/**
+ * The `Accept-Language` values the Alexa Auto SDK sends with a code-pair request; LWA words its
+ * pages in that language. Anything else goes as `en-US`, as the SDK does.
+ */
+export const ACCEPT_LANGUAGES: readonly string[] = Object.freeze([
+  "de-DE",
+  "en-GB",
+  "en-US",
+  "es-ES",
+  "fr-FR",
+  "it-IT",
+  "ja-JP",
+  "pt-BR",
+]);
+
+/**
+ * The `Accept-Language` for a speaker's language: the listed tag that matches it (case and `_`
+ * ignored: `de_de` is `de-DE`), else the listed tag of its language (`de-AT` and `de` are
+ * `de-DE`; English without a listed region, `en-AU`, is `en-US`, the SDK's default), else
+ * `en-US` (`nl-NL`).
+ */
+export function acceptLanguage(tag: string): string {
+  const norm = tag.replace(/_/g, "-").toLowerCase();
+  const exact = ACCEPT_LANGUAGES.find((t) => t.toLowerCase() === norm);
+  if (exact !== undefined) return exact;
+  const language = norm.split("-")[0];
+  if (language === "en") return "en-US";
+  return ACCEPT_LANGUAGES.find((t) => t.slice(0, 2).toLowerCase() === language) ?? "en-US";
+}
+
 export interface CodePairRequest {
   readonly fetch: Fetch;
   readonly clock: Clock;
@@ -32,7 +62,10 @@ export interface CodePairRequest {
   readonly scopes: readonly string[];
   readonly timeoutMs: number;
   readonly signal?: AbortSignal;
-  /** Sent as `Accept-Language`, as the Alexa SDK does (e.g. `en-US`). */
+  /**
+   * The speaker's language (BCP 47): sent as `Accept-Language`, mapped onto the Alexa SDK's list
+   * by `acceptLanguage` (`de-AT` goes as `de-DE`, `nl-NL` as `en-US`).
+   */
   readonly lang?: string;
   /** Bound on the answer's body (default `DEFAULT_MAX_BYTES` of http.ts). */
   readonly maxBytes?: number;
@@ -49,7 +82,7 @@ export async function requestCodePair(opts: CodePairRequest): Promise<FormRespon
     if (!/^[A-Za-z0-9-]{1,35}$/.test(opts.lang)) {
       throw invalidArgument("requestCodePair(): lang must be a BCP 47 language tag");
     }
-    headers["accept-language"] = opts.lang;
+    headers["accept-language"] = acceptLanguage(opts.lang);
   }
   return await postForm(opts.fetch, opts.url, form, {
     clock: opts.clock,

@@ -2,6 +2,8 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { FakeClock } from "../clock.ts";
 import {
+  ACCEPT_LANGUAGES,
+  acceptLanguage,
   MAX_CODE_LIFETIME,
   MAX_INTERVAL,
   processCodePairResponse,
@@ -235,7 +237,8 @@ test("processCodePairResponse() checks each field and names it", () => {
     [{ expires_in: 0 }, "expires_in", "is 0, not a positive integer"],
     [{ expires_in: -5 }, "expires_in", "is -5, not a positive integer"],
     [{ expires_in: 1.5 }, "expires_in", "is 1.5, not an integer"],
-    [{ expires_in: "600" }, "expires_in", "is a string, not a number"],
+    [{ expires_in: "600 s" }, "expires_in", "is a string, not a number"],
+    [{ interval: "-5" }, "interval", "is a string, not a number"],
     [{ interval: 0 }, "interval", "is 0, not a positive integer"],
     [{ interval: null }, "interval", "is null, not a number"],
     [{ interval: [5] }, "interval", "is an array, not a number"],
@@ -334,6 +337,24 @@ test("processCodePairResponse() attaches the response non-enumerably", () => {
     assert.not.ok(JSON.stringify(p).includes(DEVICE_CODE));
     assert.not.ok(Deno.inspect(p).includes(DEVICE_CODE));
   }
+});
+
+test("acceptLanguage() sends only the Alexa Auto SDK's languages, else en-US", () => {
+  const cases: [string, string][] = [
+    ["en-US", "en-US"],
+    ["de-DE", "de-DE"],
+    ["de_de", "de-DE"],
+    ["DE-at", "de-DE"],
+    ["de", "de-DE"],
+    ["en-AU", "en-US"],
+    ["en-GB", "en-GB"],
+    ["pt-PT", "pt-BR"],
+    ["ja", "ja-JP"],
+    ["nl-NL", "en-US"],
+    ["zh-Hans-CN", "en-US"],
+  ];
+  for (const [tag, sent] of cases) assert.is(acceptLanguage(tag), sent, tag);
+  for (const t of ACCEPT_LANGUAGES) assert.is(acceptLanguage(t), t);
 });
 
 test.run();

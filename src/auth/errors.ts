@@ -22,7 +22,7 @@ export interface FormResponse {
 }
 
 /** Which exchange an error belongs to; starts every message. */
-export type Operation = "Code-pair" | "Token" | "Refresh";
+export type Operation = "Code-pair" | "Token" | "Refresh" | "Profile";
 
 // ---------------------------------------------------------------------------------------------
 // ProtocolError codes
@@ -163,27 +163,49 @@ nameClass(TransportError, "TransportError");
 // ---------------------------------------------------------------------------------------------
 // Classification
 
+/** LWA's words for a scope the security profile is not enabled for, in any body or case. */
 const UNKNOWN_SCOPE = /an unknown scope was requested/i;
+
+/** The description linkd gives an unknown-scope refusal that came as a page, not as JSON. */
+export const UNKNOWN_SCOPE_DESCRIPTION = "An unknown scope was requested";
 
 /**
  * True when the server refused a scope as unknown or not enabled for this client: an
- * `OAuthError` `invalid_scope`, or any OAuth error whose description says LWA's "An unknown
- * scope was requested" (case-insensitive). Also true for a 4xx `ProtocolError` whose raw body
- * text says that phrase (should LWA ever answer it as plain text rather than an OAuth body).
+ * `OAuthError` `invalid_scope` (checkStatus also makes one of any 4xx page that says LWA's
+ * "An unknown scope was requested", JSON or not), or any OAuth error whose description says it.
  */
-export function isScopeRefusal(e: unknown): boolean {
-  if (e instanceof OAuthError) {
-    if (e.error === "invalid_scope") return true;
-    const raw = e.response?.body;
-    const rawDescription = isRecord(raw) && typeof raw["error_description"] === "string"
-      ? raw["error_description"]
-      : "";
-    return UNKNOWN_SCOPE.test(e.errorDescription ?? "") || UNKNOWN_SCOPE.test(rawDescription);
-  }
-  if (e instanceof ProtocolError && e.status !== undefined && e.status >= 400 && e.status < 500) {
-    return UNKNOWN_SCOPE.test(e.response?.text ?? "");
-  }
-  return false;
+export function isScopeRefusal(e: unknown): e is OAuthError {
+  if (!(e instanceof OAuthError)) return false;
+  return e.error === "invalid_scope" || saysUnknownScope(e);
+}
+
+/** True when the refusal carries LWA's "An unknown scope was requested", in any form. */
+export function saysUnknownScope(e: OAuthError): boolean {
+  const raw = e.response?.body;
+  const rawDescription = isRecord(raw) && typeof raw["error_description"] === "string"
+    ? raw["error_description"]
+    : "";
+  return UNKNOWN_SCOPE.test(e.errorDescription ?? "") || UNKNOWN_SCOPE.test(rawDescription) ||
+    (raw === undefined && UNKNOWN_SCOPE.test(e.response?.text ?? ""));
+}
+
+/**
+ * The OAuth errors that say the server refuses this client or this grant for it, whatever is
+ * asked: a web-type client id (LWA wants a `client_secret`: `invalid_request`), a security
+ * profile not set up for devices (`unauthorized_client`), an unknown client (`invalid_client`),
+ * a grant the server does not offer it (`unsupported_grant_type`). The newer Alexa SDK treats
+ * them as unrecoverable on a refresh; so does linkd, until the user pairs again.
+ */
+export const CLIENT_REJECTIONS: ReadonlySet<string> = new Set([
+  "invalid_client",
+  "unauthorized_client",
+  "invalid_request",
+  "unsupported_grant_type",
+]);
+
+/** True for an `OAuthError` of `CLIENT_REJECTIONS`. */
+export function isClientRejection(e: unknown): e is OAuthError {
+  return e instanceof OAuthError && CLIENT_REJECTIONS.has(e.error);
 }
 
 /**
@@ -191,7 +213,8 @@ export function isScopeRefusal(e: unknown): boolean {
  * caller should back off and send it again:
  * - `TransportError` of every kind but `aborted` (`clock_unset` too: retry after the clock moves);
  * - `ProtocolError` with a 5xx status, 408 (request timeout) or 429 (too many requests);
- * - `OAuthError` `server_error` or `temporarily_unavailable` (RFC 6749 names them "try later").
+ * - `OAuthError` `server_error` (LWA also spells it `servererror`) or `temporarily_unavailable`
+ *   (RFC 6749 names them "try later").
  *
  * Not retryable: `aborted`; any other `ProtocolError` (a malformed answer is not made better by
  * asking again at once; the caller still never unlinks for it); every other `OAuthError`,
@@ -208,7 +231,9 @@ export function isRetryable(e: unknown): boolean {
   if (e instanceof OAuthError) {
     // Busy, whatever the body calls it: 429 and 5xx are retried, as is LWA's server_error.
     if (e.status === 429 || e.status >= 500) return true;
-    return e.error === "server_error" || e.error === "temporarily_unavailable";
+    // LWA's own spelling, `servererror`, is what the Alexa SDK also retries.
+    return e.error === "server_error" || e.error === "servererror" ||
+      e.error === "temporarily_unavailable";
   }
   return false;
 }
@@ -248,9 +273,14 @@ export function safeUrl(url: string): string {
 }
 
 /**
- * Turns a non-200 answer into the error it is: a 4xx with an OAuth error body is an
- * `OAuthError`; anything else (a 3xx, a 5xx even with an OAuth body, a 4xx without one) is a
- * `ProtocolError` `INVALID_STATUS` carrying the status. Returns when the status is 200.
+ * Turns a non-200 answer into the error it is:
+ * - a 4xx with an OAuth error body is an `OAuthError`;
+ * - a 4xx without one whose body says LWA's "An unknown scope was requested" (Amazon's HTML error
+ *   page, or plain text) is an `OAuthError` `invalid_scope` with that description: the refusal
+ *   it is, whatever it was dressed in;
+ * - anything else (a 3xx, a 5xx even with an OAuth body, any other 4xx page) is a
+ *   `ProtocolError` `INVALID_STATUS` carrying the status.
+ * Returns when the status is 200.
  */
 export function checkStatus(res: FormResponse, operation: Operation): void {
   if (res.status === 200) return;
@@ -267,6 +297,14 @@ export function checkStatus(res: FormResponse, operation: Operation): void {
       : undefined;
     throw new OAuthError(operation, oauth, res.status, {
       ...(description !== undefined ? { description } : {}),
+      response: res,
+    });
+  }
+  if (
+    oauth === undefined && res.status >= 400 && res.status <= 499 && UNKNOWN_SCOPE.test(res.text)
+  ) {
+    throw new OAuthError(operation, "invalid_scope", res.status, {
+      description: UNKNOWN_SCOPE_DESCRIPTION,
       response: res,
     });
   }
@@ -361,10 +399,15 @@ export class Fields {
     return v;
   }
 
-  /** A positive integer; values above `max` are an error, or clamped to `max` with `clamp`. */
+  /**
+   * A positive integer; values above `max` are an error, or clamped to `max` with `clamp`. A
+   * string of decimal digits counts as its number: servers send `"expires_in": "3600"` (Azure AD
+   * v1 does), and RFC 8628 section 3.5 leaves the JSON type to RFC 6749's examples.
+   */
   positiveInteger(field: string, max: number, clamp: boolean): number {
     if (!this.has(field)) this.fail(field, "is missing");
-    const v = this.#obj[field];
+    const raw = this.#obj[field];
+    const v = typeof raw === "string" && /^[0-9]{1,15}$/.test(raw) ? Number(raw) : raw;
     if (typeof v !== "number") this.fail(field, `is ${describe(v)}, not a number`);
     if (!Number.isInteger(v)) this.fail(field, `is ${v}, not an integer`);
     if (v <= 0) this.fail(field, `is ${v}, not a positive integer`);

@@ -7,6 +7,7 @@ import {
   INVALID_BODY,
   INVALID_FIELD,
   INVALID_STATUS,
+  isClientRejection,
   isRetryable,
   isScopeRefusal,
   OAuthError,
@@ -14,6 +15,7 @@ import {
   ProtocolError,
   redact,
   safeUrl,
+  saysUnknownScope,
   TransportError,
   type TransportKind,
 } from "./errors.ts";
@@ -141,6 +143,66 @@ test("checkStatus() passes 200, makes OAuthError of a 4xx OAuth body, else INVAL
   }
 });
 
+test("checkStatus() makes Amazon's HTML or text unknown-scope page an invalid_scope refusal", () => {
+  const html = "<!DOCTYPE html><html><head><title>400 Bad Request - An unknown scope was " +
+    "requested</title></head><body><h1>400 Bad Request</h1><p>An unknown scope was requested" +
+    "</p></body></html>";
+  for (const text of [html, "400 Bad Request - An unknown scope was requested"]) {
+    const r = { status: 400, body: undefined, text };
+    let e: unknown;
+    try {
+      checkStatus(r, "Code-pair");
+    } catch (x) {
+      e = x;
+    }
+    assert.instance(e, OAuthError);
+    assert.is((e as OAuthError).error, "invalid_scope");
+    assert.is((e as OAuthError).errorDescription, "An unknown scope was requested");
+    assert.ok(isScopeRefusal(e));
+    assert.ok(saysUnknownScope(e as OAuthError));
+  }
+  // Another page, or the same words on a 5xx, is no refusal: a coded protocol error.
+  for (
+    const [status, text] of [[400, "<h1>400 Bad Request</h1>"], [
+      503,
+      "An unknown scope was requested",
+    ]] as const
+  ) {
+    let e: unknown;
+    try {
+      checkStatus({ status, body: undefined, text }, "Code-pair");
+    } catch (x) {
+      e = x;
+    }
+    assert.instance(e, ProtocolError);
+    assert.is((e as ProtocolError).code, INVALID_STATUS);
+    assert.not.ok(isScopeRefusal(e));
+  }
+});
+
+test("isRetryable() retries LWA's servererror like server_error", () => {
+  assert.ok(isRetryable(new OAuthError("Token", "servererror", 400)));
+  assert.ok(isRetryable(new OAuthError("Token", "server_error", 400)));
+  assert.not.ok(isRetryable(new OAuthError("Token", "temporarily_weird", 400)));
+});
+
+test("isClientRejection() knows the refusals of a misconfigured client", () => {
+  for (
+    const e of [
+      "invalid_client",
+      "unauthorized_client",
+      "invalid_request",
+      "unsupported_grant_type",
+    ]
+  ) {
+    assert.ok(isClientRejection(new OAuthError("Refresh", e, 400)), e);
+  }
+  for (const e of ["invalid_grant", "invalid_scope", "servererror"]) {
+    assert.not.ok(isClientRejection(new OAuthError("Refresh", e, 400)), e);
+  }
+  assert.not.ok(isClientRejection(new TransportError("network", "x")));
+});
+
 test("isScopeRefusal() knows invalid_scope and LWA's unknown-scope wording", () => {
   const yes = [
     new OAuthError("Code-pair", "invalid_scope", 400),
@@ -149,10 +211,6 @@ test("isScopeRefusal() knows invalid_scope and LWA's unknown-scope wording", () 
     }),
     new OAuthError("Code-pair", "whatever", 400, {
       description: "AN UNKNOWN SCOPE WAS REQUESTED.",
-    }),
-    new ProtocolError(INVALID_STATUS, "Code-pair request failed: the server answered HTTP 400", {
-      status: 400,
-      response: { status: 400, body: undefined, text: "400 An unknown scope was requested" },
     }),
   ];
   const no: unknown[] = [

@@ -59,10 +59,29 @@ export interface PostFormOptions {
  *   cancelled; never more than `maxBytes` plus one chunk is held);
  * - `TypeError` (`code` `ERR_INVALID_ARG_VALUE`) for a bad url or option.
  */
-export async function postForm(
+export function postForm(
   fetch: Fetch,
   url: string,
   form: Readonly<Record<string, string>>,
+  opts: PostFormOptions,
+): Promise<FormResponse> {
+  return send(fetch, url, "POST", new URLSearchParams(form).toString(), opts);
+}
+
+/**
+ * GETs `url` with `Accept: application/json` (and `opts.headers`, e.g. an `Authorization` bearer
+ * token for the profile endpoint), under the same time limit, size bound and failures as
+ * `postForm`. The headers' values never reach an error message.
+ */
+export function getJson(fetch: Fetch, url: string, opts: PostFormOptions): Promise<FormResponse> {
+  return send(fetch, url, "GET", undefined, opts);
+}
+
+async function send(
+  fetch: Fetch,
+  url: string,
+  method: "GET" | "POST",
+  body: string | undefined,
   opts: PostFormOptions,
 ): Promise<FormResponse> {
   const target = checkUrl(url);
@@ -74,12 +93,11 @@ export async function postForm(
     throw invalidArgument(`postForm(): maxBytes must be a positive integer, got ${maxBytes}`);
   }
   const headers = new Headers(opts.headers);
-  headers.set("content-type", "application/x-www-form-urlencoded");
+  if (body !== undefined) headers.set("content-type", "application/x-www-form-urlencoded");
   headers.set("accept", "application/json");
-  const body = new URLSearchParams(form).toString();
 
   const { clock, signal } = opts;
-  if (signal?.aborted) throw abortedError(target, signal.reason);
+  if (signal?.aborted) throw abortedError(method, target, signal.reason);
 
   const request = new AbortController();
   const timer = new AbortController();
@@ -89,19 +107,22 @@ export async function postForm(
     request.abort(err);
     fail(err);
   };
-  const onAbort = () => stop(abortedError(target, signal?.reason));
+  const onAbort = () => stop(abortedError(method, target, signal?.reason));
   signal?.addEventListener("abort", onAbort, { once: true });
   clock.sleep(opts.timeoutMs, timer.signal).then(
     () =>
       stop(
-        new TransportError("timeout", `POST ${target} timed out after ${opts.timeoutMs} ms`, {
-          url: target,
-        }),
+        new TransportError(
+          "timeout",
+          `${method} ${target} timed out after ${opts.timeoutMs} ms`,
+          { url: target },
+        ),
       ),
     () => {}, // the exchange ended first and cancelled the timer
   );
 
-  const work = exchange(fetch, url, target, { headers, body }, request.signal, maxBytes, clock);
+  const init = { method, headers, ...(body !== undefined ? { body } : {}) };
+  const work = exchange(fetch, url, target, init, request.signal, maxBytes, clock);
   work.catch(() => {}); // after a timeout or an abort its own failure is superseded
   try {
     return await Promise.race([work, failed]);
@@ -115,24 +136,18 @@ async function exchange(
   fetch: Fetch,
   url: string,
   target: string,
-  init: { headers: Headers; body: string },
+  init: { method: "GET" | "POST"; headers: Headers; body?: string },
   signal: AbortSignal,
   maxBytes: number,
   clock: Clock,
 ): Promise<FormResponse> {
   let res: Response;
   try {
-    res = await fetch(url, {
-      method: "POST",
-      headers: init.headers,
-      body: init.body,
-      redirect: "manual",
-      signal,
-    });
+    res = await fetch(url, { ...init, redirect: "manual", signal });
   } catch (e) {
-    throw signal.aborted ? signal.reason : transportError(e, target, clock);
+    throw signal.aborted ? signal.reason : transportError(e, init.method, target, clock);
   }
-  const bytes = await readBounded(res, target, signal, maxBytes, clock);
+  const bytes = await readBounded(res, init.method, target, signal, maxBytes, clock);
   let text: string;
   let body: unknown = undefined;
   try {
@@ -157,6 +172,7 @@ async function exchange(
 
 async function readBounded(
   res: Response,
+  method: string,
   target: string,
   signal: AbortSignal,
   maxBytes: number,
@@ -185,7 +201,7 @@ async function readBounded(
       try {
         step = await reader.read();
       } catch (e) {
-        throw signal.aborted ? signal.reason : transportError(e, target, clock);
+        throw signal.aborted ? signal.reason : transportError(e, method, target, clock);
       }
       if (step.done) break;
       total += step.value.byteLength;
@@ -214,14 +230,14 @@ function checkUrl(url: string): string {
   return safeUrl(url);
 }
 
-function abortedError(target: string, reason: unknown): TransportError {
-  return new TransportError("aborted", `POST ${target} was cancelled`, {
+function abortedError(method: string, target: string, reason: unknown): TransportError {
+  return new TransportError("aborted", `${method} ${target} was cancelled`, {
     url: target,
     ...(reason === undefined ? {} : { cause: reason }),
   });
 }
 
-function transportError(e: unknown, target: string, clock: Clock): Error {
+function transportError(e: unknown, method: string, target: string, clock: Clock): Error {
   // An injected fetch may already speak linkd's errors: keep them.
   if (e instanceof TransportError || e instanceof ProtocolError || e instanceof OAuthError) {
     return e;
@@ -239,7 +255,7 @@ function transportError(e: unknown, target: string, clock: Clock): Error {
   };
   return new TransportError(
     kind,
-    `POST ${target} failed: ${why[kind]}${detail ? ` (${detail})` : ""}`,
+    `${method} ${target} failed: ${why[kind]}${detail ? ` (${detail})` : ""}`,
     { url: target, cause: e },
   );
 }

@@ -18,6 +18,13 @@ export const MAX_SCOPE = 4096;
  * never later.
  */
 export const MAX_TOKEN_LIFETIME = 86_400;
+/**
+ * Seconds an access token is taken to live when the answer names no `expires_in` (RFC 6749
+ * section 5.1 only RECOMMENDS it): LWA's documented hour. Refreshing on that schedule is safe
+ * either way: a token that dies sooner is refreshed when a resource server refuses it
+ * (`cmd/refresh`).
+ */
+export const DEFAULT_TOKEN_LIFETIME = 3600;
 
 interface Common {
   readonly fetch: Fetch;
@@ -76,7 +83,8 @@ export async function requestRefresh(opts: RefreshRequest): Promise<FormResponse
  * 3. `access_token`: non-empty, at most 4096 characters of visible ASCII (it goes into an
  *    Authorization header);
  * 4. `token_type`: "bearer" in any case;
- * 5. `expires_in`: a positive integer; above one day clamped to one day;
+ * 5. `expires_in`: a positive integer, or a string of digits; above one day clamped to one
+ *    day; absent, `DEFAULT_TOKEN_LIFETIME` (RFC 6749 only recommends it);
  * 6. `refresh_token`: required for the `device` grant; optional for `refresh` (absent means
  *    the old one stays valid; present, it is checked like `access_token`);
  * 7. `scope`: optional; when present a string without control characters, at most 4096.
@@ -90,7 +98,9 @@ export function processTokenResponse(res: FormResponse, kind: "device" | "refres
   const accessToken = f.string("access_token", MAX_TOKEN, "token");
   const tokenType = f.string("token_type", 64, "token");
   if (tokenType.toLowerCase() !== "bearer") f.fail("token_type", `is not "bearer"`);
-  const expiresIn = f.positiveInteger("expires_in", MAX_TOKEN_LIFETIME, true);
+  const expiresIn = f.has("expires_in")
+    ? f.positiveInteger("expires_in", MAX_TOKEN_LIFETIME, true)
+    : DEFAULT_TOKEN_LIFETIME;
   const refreshToken = kind === "device" || f.has("refresh_token")
     ? f.string("refresh_token", MAX_TOKEN, "token")
     : undefined;

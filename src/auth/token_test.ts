@@ -13,6 +13,7 @@ import {
   TransportError,
 } from "./errors.ts";
 import {
+  DEFAULT_TOKEN_LIFETIME,
   MAX_TOKEN_LIFETIME,
   processTokenResponse,
   requestDeviceToken,
@@ -201,6 +202,16 @@ test("processTokenResponse() keeps a rotated refresh token on refresh", () => {
   assert.is(set.refreshToken, "Atzr|new");
 });
 
+test("processTokenResponse() takes expires_in as digits, and an hour when it is missing", () => {
+  const missing: Record<string, unknown> = { ...GOOD };
+  delete missing.expires_in;
+  for (const kind of ["device", "refresh"] as const) {
+    assert.is(processTokenResponse(res(missing), kind).expiresIn, DEFAULT_TOKEN_LIFETIME);
+    assert.is(processTokenResponse(res({ ...GOOD, expires_in: "1800" }), kind).expiresIn, 1800);
+  }
+  assert.is(DEFAULT_TOKEN_LIFETIME, 3600);
+});
+
 test("processTokenResponse() clamps expires_in to a day", () => {
   const set = processTokenResponse(res({ ...GOOD, expires_in: 31_536_000 }), "device");
   assert.is(set.expiresIn, MAX_TOKEN_LIFETIME);
@@ -217,9 +228,9 @@ test("processTokenResponse() checks each field, names it, and never quotes a val
     ["device", { token_type: undefined }, "token_type", "is missing"],
     ["device", { token_type: "mac" }, "token_type", 'is not "bearer"'],
     ["device", { token_type: ACCESS }, "token_type", 'is not "bearer"'],
-    ["device", { expires_in: undefined }, "expires_in", "is missing"],
     ["device", { expires_in: 0 }, "expires_in", "is 0, not a positive integer"],
-    ["device", { expires_in: "3600" }, "expires_in", "is a string, not a number"],
+    ["device", { expires_in: "3600s" }, "expires_in", "is a string, not a number"],
+    ["device", { expires_in: "" }, "expires_in", "is a string, not a number"],
     ["device", { expires_in: 3600.5 }, "expires_in", "is 3600.5, not an integer"],
     ["device", { refresh_token: undefined }, "refresh_token", "is missing"],
     ["device", { refresh_token: "" }, "refresh_token", "is empty"],

@@ -3,12 +3,16 @@
  * trying linkd by hand. It prints its URLs and runs until SIGINT or SIGTERM.
  *
  *   deno task authserver [--port N] [--client ID[:scope,scope...]]... [--web-client ID[:scopes]]...
- *                        [--interval S] [--code-lifetime S] [--token-lifetime S] [--approve] [--json]
+ *                        [--interval S] [--code-lifetime S] [--token-lifetime S]
+ *                        [--refusal-style json|html|text] [--refresh-refusal ERROR]
+ *                        [--approve] [--json]
  *
  * Without --client it serves one device client, DEFAULT_CLIENT_ID, enabled for `alexa:all` only
  * (so music scopes are refused as Amazon refuses them to a profile not in the beta).
+ * A mistake on the command line (an unknown flag, a bad value) is one line on stderr, exit 64.
  */
 
+import { REFRESH_REFUSALS, type RefreshRefusal, type RefusalStyle } from "./clients.ts";
 import { type ClientConfig, startAuthServer } from "./server.ts";
 
 export const DEFAULT_CLIENT_ID = "amzn1.application-oa2-client.linkd-demo";
@@ -18,7 +22,9 @@ export const USAGE =
 
 Usage:
   deno task authserver [--port N] [--client ID[:scope,scope...]]... [--web-client ID[:scope,...]]...
-                       [--interval S] [--code-lifetime S] [--token-lifetime S] [--approve] [--json]
+                       [--interval S] [--code-lifetime S] [--token-lifetime S]
+                       [--refusal-style json|html|text] [--refresh-refusal ERROR]
+                       [--approve] [--json]
 
   --port N            port on 127.0.0.1 (default 0: any free port)
   --client ID:SCOPES  a device client and the scopes enabled for it (default scope alexa:all);
@@ -27,11 +33,18 @@ Usage:
   --interval S        seconds between polls (default 5)
   --code-lifetime S   seconds a device code lives (default 600)
   --token-lifetime S  seconds an access token lives (default 3600)
+  --refusal-style S   how every client's request for a scope it is not enabled for is refused,
+                      always HTTP 400: json (default, invalid_scope), html (Amazon's error page
+                      "400 Bad Request - An unknown scope was requested"), text (that line)
+  --refresh-refusal E every refresh of every client is refused with OAuth error E, as for a
+                      security profile not set up for devices; E is one of
+                      ${Object.keys(REFRESH_REFUSALS).join(", ")}
   --approve           approve every new code at once (no browser needed)
   --json              print the URLs as one JSON line instead of text
 
-The admin API (JSON, loopback only) is under /_admin/: clients, pending, approve, deny, revoke,
-scope, fault, stats, introspect, auto-approve.
+GET /user/profile answers a bearer access token as api.amazon.com/user/profile does.
+The admin API (JSON, loopback only) is under /_admin/: clients, pending, approve, deny, forget,
+user, revoke, scope, fault, stats, introspect, auto-approve.
 `;
 
 export interface Options {
@@ -48,6 +61,16 @@ export function parseArgs(args: string[]): Options {
   let interval: number | undefined;
   let codeLifetime: number | undefined;
   let tokenLifetime: number | undefined;
+  let refusalStyle: RefusalStyle | undefined;
+  let refreshRefusal: RefreshRefusal | undefined;
+  const oneOf = <T extends string>(flag: string, v: string, allowed: readonly T[]): T => {
+    if (!(allowed as readonly string[]).includes(v)) {
+      throw new Error(
+        `Cannot parse ${flag}: expected ${allowed.join(", ")}, got ${JSON.stringify(v)}`,
+      );
+    }
+    return v as T;
+  };
   const seconds = (flag: string, v: string) => {
     const n = Number(v);
     if (!/^\d+(\.\d+)?$/.test(v) || !(n > 0)) {
@@ -65,11 +88,17 @@ export function parseArgs(args: string[]): Options {
       if (v === undefined || v.startsWith("--")) throw new Error(`Missing value for ${flag}`);
       return v;
     };
+    /** A flag without a value: `--approve=no` is a mistake, not a yes. */
+    const noValue = () => {
+      if (eq > 0 && arg.startsWith("--")) throw new Error(`${flag} takes no value`);
+    };
     switch (flag) {
       case "--port": {
         const v = value();
         const n = Number(v);
-        if (!/^\d+$/.test(v) || n > 65535) throw new Error(`Cannot parse --port: got ${v}`);
+        if (!/^\d+$/.test(v) || n > 65535) {
+          throw new Error(`Cannot parse --port: got ${JSON.stringify(v)}`);
+        }
         out.port = n;
         break;
       }
@@ -98,18 +127,31 @@ export function parseArgs(args: string[]): Options {
       case "--token-lifetime":
         tokenLifetime = seconds(flag, value());
         break;
+      case "--refusal-style":
+        refusalStyle = oneOf<RefusalStyle>(flag, value(), ["json", "html", "text"]);
+        break;
+      case "--refresh-refusal":
+        refreshRefusal = oneOf(flag, value(), Object.keys(REFRESH_REFUSALS) as RefreshRefusal[]);
+        break;
       case "--approve":
+        noValue();
         out.approve = true;
         break;
       case "--json":
+        noValue();
         out.json = true;
         break;
       case "--help":
       case "-h":
+        noValue();
         out.help = true;
         break;
       default:
-        throw new Error(`Unknown argument ${arg}`);
+        throw new Error(
+          arg.startsWith("-")
+            ? `Unknown flag ${JSON.stringify(flag)}`
+            : `Unexpected argument ${JSON.stringify(arg)}`,
+        );
     }
   }
   if (out.clients.length === 0) out.clients.push({ clientId: DEFAULT_CLIENT_ID });
@@ -117,6 +159,8 @@ export function parseArgs(args: string[]): Options {
     if (interval !== undefined) c.interval = interval;
     if (codeLifetime !== undefined) c.codeLifetime = codeLifetime;
     if (tokenLifetime !== undefined) c.tokenLifetime = tokenLifetime;
+    if (refusalStyle !== undefined) c.refusalStyle = refusalStyle;
+    if (refreshRefusal !== undefined) c.refreshRefusal = refreshRefusal;
   }
   return out;
 }
@@ -152,10 +196,13 @@ async function main(args: string[]): Promise<number> {
     rfc8628: server.rfc8628,
     verificationUrl: server.verificationUrl,
     adminUrl: server.adminUrl,
+    profileUrl: server.profileUrl,
     clients: server.state.clients().map((c) => ({
       clientId: c.clientId,
       type: c.type,
       enabledScopes: c.enabledScopes,
+      refusalStyle: c.refusalStyle,
+      refreshRefusal: c.refreshRefusal,
     })),
     autoApprove: options.approve,
   };
@@ -168,9 +215,15 @@ async function main(args: string[]): Promise<number> {
     console.log(`  RFC 8628 device auth: ${server.rfc8628.codepairUrl}`);
     console.log(`  RFC 8628 token:       ${server.rfc8628.tokenUrl}`);
     console.log(`  verification page:    ${server.verificationUrl}`);
+    console.log(`  user profile:         ${server.profileUrl}`);
     console.log(`  admin API:            ${server.adminUrl}/`);
     for (const c of info.clients) {
-      console.log(`  client ${c.clientId} (${c.type}): ${c.enabledScopes.join(" ")}`);
+      const how = [
+        c.type,
+        ...(c.refusalStyle === "json" ? [] : [`${c.refusalStyle} scope refusals`]),
+        ...(c.refreshRefusal === null ? [] : [`refreshes refused: ${c.refreshRefusal}`]),
+      ];
+      console.log(`  client ${c.clientId} (${how.join(", ")}): ${c.enabledScopes.join(" ")}`);
     }
     if (options.approve) console.log("  every new code is approved at once (--approve)");
   }

@@ -60,14 +60,50 @@ test("parseArgs() refuses mistakes with one line", () => {
     const args of [
       ["--port", "x"],
       ["--port", "70000"],
+      ["--port", "1\n2"],
       ["--interval", "0"],
       ["--interval"],
       ["--client", ":alexa:all"],
       ["--client", "c:"],
       ["--nope"],
+      ["--nope=1"],
+      ["-x"],
+      ["stray"],
+      ["two\nlines"],
+      ["--approve=no"],
+      ["--json=false"],
+      ["--refusal-style", "xml"],
+      ["--refusal-style"],
+      ["--refresh-refusal", "invalid_grant"],
+      ["--refresh-refusal=invalid_client\n"],
     ]
   ) {
-    assert.throws(() => parseArgs(args), (e: Error) => !e.message.includes("\n"));
+    assert.throws(
+      () => parseArgs(args),
+      (e: Error) => !e.message.includes("\n") && e.message.length > 0,
+      JSON.stringify(args),
+    );
+  }
+});
+
+test("parseArgs() gives every client the refusal style and refresh refusal", () => {
+  const o = parseArgs([
+    "--client",
+    "dev1",
+    "--web-client=web1",
+    "--refusal-style",
+    "html",
+    "--refresh-refusal=unauthorized_client",
+  ]);
+  assert.equal(o.clients, [
+    { clientId: "dev1", refusalStyle: "html", refreshRefusal: "unauthorized_client" },
+    { clientId: "web1", type: "web", refusalStyle: "html", refreshRefusal: "unauthorized_client" },
+  ]);
+  assert.equal(parseArgs(["--refusal-style=text"]).clients, [
+    { clientId: DEFAULT_CLIENT_ID, refusalStyle: "text" },
+  ]);
+  for (const e of ["invalid_client", "invalid_request", "unsupported_grant_type"]) {
+    assert.is(parseArgs(["--refresh-refusal", e]).clients[0]!.refreshRefusal, e);
   }
 });
 
@@ -98,7 +134,17 @@ function collect(stream: ReadableStream<Uint8Array>) {
 
 test("deno task authserver: prints its URLs, serves a link with --approve, exits 0 on SIGTERM", async () => {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "--json", "--client", "cli1:alexa:all", "--approve", "--interval=1"],
+    args: [
+      "run",
+      "-A",
+      MAIN,
+      "--json",
+      "--client",
+      "cli1:alexa:all",
+      "--approve",
+      "--interval=1",
+      "--refusal-style=html",
+    ],
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -109,11 +155,21 @@ test("deno task authserver: prints its URLs, serves a link with --approve, exits
     assert.is(info.lwa.codepairUrl, `${info.url}/auth/O2/create/codepair`);
     assert.is(info.rfc8628.tokenUrl, `${info.url}/oauth2/token`);
     assert.is(info.verificationUrl, `${info.url}/code`);
+    assert.is(info.profileUrl, `${info.url}/user/profile`);
     assert.equal(info.clients, [{
       clientId: "cli1",
       type: "device",
       enabledScopes: ["alexa:all"],
+      refusalStyle: "html",
+      refreshRefusal: null,
     }]);
+    const refused = await fetch(info.rfc8628.codepairUrl, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "client_id=cli1&scope=music%3A%3Acatalog",
+    });
+    assert.is(refused.status, 400);
+    assert.match(await refused.text(), "400 Bad Request - An unknown scope was requested");
     const pair = await post(info.rfc8628.codepairUrl, { client_id: "cli1" });
     assert.is(pair.body["interval"], 1);
     await new Promise((r) => setTimeout(r, 1000));
@@ -133,14 +189,23 @@ test("deno task authserver: prints its URLs, serves a link with --approve, exits
   await child.stderr.cancel();
 });
 
-test("deno task authserver: a bad argument exits 64 with one line on stderr", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "--port", "nope"],
-  }).output();
-  assert.is(out.code, 64);
-  const err = new TextDecoder().decode(out.stderr).trim();
-  assert.is(err.split("\n").length, 1);
-  assert.match(err, "--port");
+test("deno task authserver: a bad argument or an unknown flag exits 64 with one line on stderr", async () => {
+  for (
+    const [args, named] of [
+      [["--port", "nope"], "--port"],
+      [["--frobnicate"], "--frobnicate"],
+      [["--refusal-style", "xml"], "--refusal-style"],
+    ] as const
+  ) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, ...args],
+    }).output();
+    assert.is(out.code, 64);
+    assert.is(out.stdout.length, 0);
+    const err = new TextDecoder().decode(out.stderr).trim();
+    assert.is(err.split("\n").length, 1, err);
+    assert.match(err, named);
+  }
 });
 
 test.run();

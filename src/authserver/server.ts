@@ -6,26 +6,26 @@
  *   POST /oauth2/device_authorization                         RFC 8628 device authorization
  *   POST /oauth2/token                                        RFC 8628 token (URN grant, refresh_token)
  *   GET|POST /code, POST /code/confirm                        the verification page
+ *   GET /user/profile                                         the user's profile (bearer token)
  *   /_admin/...                                               JSON admin API, loopback peers only
  *
- * The logic lives in state.ts; this file parses requests, carries out transport faults (status,
- * hang, malformed, oversized) and never logs a token.
+ * The logic lives in state.ts; this file parses requests, sends Amazon's non-JSON refusals
+ * (pages.ts), carries out transport faults (status, hang, malformed, oversized, oauth_error,
+ * scope_page) and never logs a token.
  */
 
 import type { Clock } from "../clock.ts";
 import { isLoopback, json, mediaType, oauthHeaders, readBody, readForm } from "./_http.ts";
+import { faultDescription, type RequestPath, type TransportFault } from "./faults.ts";
 import { escapeHtml, handlePage } from "./page.ts";
-import {
-  AuthState,
-  type ClientConfig,
-  type Dialect,
-  type FaultPath,
-  type TransportFault,
-  validateFault,
-} from "./state.ts";
+import { pageResponse } from "./pages.ts";
+import { handleProfile } from "./profile.ts";
+import { AuthState, type ClientConfig, type Dialect, validateFault } from "./state.ts";
 
 export { AuthState } from "./state.ts";
 export type { Client, ClientConfig, Fault, FaultPath, PendingCode, Stats } from "./state.ts";
+export type { ExpiresInStyle, RefreshRefusal, RefusalStyle, UnknownCodeError } from "./clients.ts";
+export { DEFAULT_USER_ID } from "./profile.ts";
 
 export interface AuthServerOptions {
   /** Default 127.0.0.1. */
@@ -37,6 +37,8 @@ export interface AuthServerOptions {
   clients?: ClientConfig[];
   /** Approve every new code at once (a demo without a browser). Default false. */
   autoApprove?: boolean;
+  /** The user who approves codes unless one is named; default `DEFAULT_USER_ID`. */
+  defaultUserId?: string;
 }
 
 export interface AuthServer {
@@ -48,6 +50,8 @@ export interface AuthServer {
   verificationUrl: string;
   /** The admin API's root (`/_admin`). */
   adminUrl: string;
+  /** `GET` with a bearer access token: the user's profile, as `api.amazon.com/user/profile`. */
+  profileUrl: string;
   state: AuthState;
   /** Stops listening; hanging and streaming answers are cut off first, so it returns promptly. */
   close(): Promise<void>;
@@ -59,12 +63,13 @@ export const PATHS = {
   rfcDevice: "/oauth2/device_authorization",
   rfcToken: "/oauth2/token",
   page: "/code",
+  profile: "/user/profile",
   admin: "/_admin",
 } as const;
 
 interface Endpoint {
   dialect: Dialect;
-  path: FaultPath;
+  path: "codepair" | "token";
 }
 
 const ENDPOINTS: Record<string, Endpoint> = {
@@ -83,6 +88,7 @@ export function startAuthServer(options: AuthServerOptions = {}): AuthServer {
     ...(options.random ? { random: options.random } : {}),
     ...(options.clients ? { clients: options.clients } : {}),
     ...(options.autoApprove !== undefined ? { autoApprove: options.autoApprove } : {}),
+    ...(options.defaultUserId !== undefined ? { defaultUserId: options.defaultUserId } : {}),
   });
   const closing = new AbortController();
   let urls: Omit<AuthServer, "state" | "close"> | null = null;
@@ -110,6 +116,7 @@ export function startAuthServer(options: AuthServerOptions = {}): AuthServer {
     rfc8628: { codepairUrl: url + PATHS.rfcDevice, tokenUrl: url + PATHS.rfcToken },
     verificationUrl: url + PATHS.page,
     adminUrl: url + PATHS.admin,
+    profileUrl: url + PATHS.profile,
   };
   state.verificationUri = urls.verificationUrl;
 
@@ -146,6 +153,10 @@ async function handle(
     state.count(path, "page");
     return handlePage(req, state, path);
   }
+  if (path === PATHS.profile) {
+    state.count(path, "profile");
+    return handleProfile(req, state);
+  }
   const endpoint = ENDPOINTS[path];
   if (!endpoint) {
     state.count(path, "other");
@@ -161,14 +172,14 @@ async function handle(
   }
 
   const read = await readForm(req);
-  const kind = endpoint.path === "codepair"
+  const request: RequestPath = endpoint.path === "codepair"
     ? "codepair"
     : read.ok && read.form.get("grant_type") === "refresh_token"
     ? "refresh"
-    : "token";
-  state.count(path, kind);
+    : "poll";
+  state.count(path, request === "poll" ? "token" : request);
 
-  const fault = state.takeTransportFault(endpoint.path);
+  const fault = state.takeTransportFault(request);
   if (fault) return faultResponse(fault, endpoint, closing);
 
   if (!read.ok) {
@@ -177,6 +188,7 @@ async function handle(
   const reply = endpoint.path === "codepair"
     ? state.codepair(endpoint.dialect, read.form)
     : state.token(endpoint.dialect, read.form);
+  if (reply.page) return pageResponse(reply.page, reply.status);
   return json(reply.status, reply.body);
 }
 
@@ -204,6 +216,17 @@ async function faultResponse(
       return malformedResponse(fault.shape ?? "not_json", endpoint);
     case "oversized":
       return oversizedResponse(fault.bytes ?? 1024 * 1024, endpoint, closing);
+    case "oauth_error": {
+      const description = fault.description === undefined
+        ? faultDescription(fault.error)
+        : fault.description;
+      return json(fault.status ?? 400, {
+        error: fault.error,
+        ...(description === null ? {} : { error_description: description }),
+      });
+    }
+    case "scope_page":
+      return pageResponse("scope_html");
   }
 }
 
@@ -341,9 +364,26 @@ async function admin(
       case "POST /deny": {
         const code = str("userCode");
         if (code === null) return fail(400, "Missing userCode");
-        const ok = route === "/approve" ? state.approve(code) : state.deny(code);
+        // approve() checks the user id (a TypeError, so a 400) before it looks the code up.
+        const ok = route === "/approve"
+          ? state.approve(code, obj["userId"] as string | undefined)
+          : state.deny(code);
         return ok ? json(200, { ok: true }) : fail(404, "No pending code matches userCode");
       }
+      case "POST /forget": {
+        const code = obj["userCode"];
+        if (code !== undefined && typeof code !== "string") {
+          return fail(400, "userCode must be a string");
+        }
+        const forgotten = state.forget(code);
+        if (code !== undefined && forgotten === 0) return fail(404, "No code matches userCode");
+        return json(200, { forgotten });
+      }
+      case "GET /user":
+        return json(200, { userId: state.defaultUserId });
+      case "POST /user":
+        state.defaultUserId = obj["userId"] as string; // checked by the setter
+        return json(200, { userId: state.defaultUserId });
       case "POST /revoke": {
         const token = str("refreshToken");
         const client = str("clientId");
@@ -405,6 +445,7 @@ function indexPage(u: Omit<AuthServer, "state" | "close">): Response {
     ["RFC 8628 device authorization", u.rfc8628.codepairUrl],
     ["RFC 8628 token", u.rfc8628.tokenUrl],
     ["Verification page", u.verificationUrl],
+    ["User profile", u.profileUrl],
     ["Admin API", u.adminUrl],
   ].map(([k, v]) => `<tr><td>${escapeHtml(k!)}</td><td><code>${escapeHtml(v!)}</code></td></tr>`);
   return new Response(

@@ -29,6 +29,7 @@ test("admin GET /info names every URL", async () => {
       rfc8628: s.rfc8628,
       verificationUrl: s.verificationUrl,
       adminUrl: s.adminUrl,
+      profileUrl: s.profileUrl,
     });
     assert.match(s.url, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.is(s.lwa.codepairUrl, `${s.url}/auth/O2/create/codepair`);
@@ -36,6 +37,7 @@ test("admin GET /info names every URL", async () => {
     assert.is(s.rfc8628.codepairUrl, `${s.url}/oauth2/device_authorization`);
     assert.is(s.rfc8628.tokenUrl, `${s.url}/oauth2/token`);
     assert.is(s.verificationUrl, `${s.url}/code`);
+    assert.is(s.profileUrl, `${s.url}/user/profile`);
   });
 });
 
@@ -54,6 +56,10 @@ test("admin clients: list with defaults, add, refuse a bad one", async () => {
       refreshGrace: 60,
       accessTokenLength: 1000,
       refreshTokenLength: 1000,
+      refusalStyle: "json",
+      refreshRefusal: null,
+      expiresInStyle: "number",
+      unknownCodeError: null,
     }]);
     const added = await adminCall(s, "POST", "/clients", {
       clientId: "web1",
@@ -185,10 +191,18 @@ test("admin stats count requests by kind and path; DELETE resets them", async ()
       token: 0,
       refresh: 0,
       page: 1,
+      profile: 0,
       byPath: { "/auth/O2/create/codepair": 1, "/code": 1, "/nowhere": 1 },
     });
     const reset = await adminCall(s, "DELETE", "/stats");
-    assert.equal(reset.body, { codepair: 0, token: 0, refresh: 0, page: 0, byPath: {} });
+    assert.equal(reset.body, {
+      codepair: 0,
+      token: 0,
+      refresh: 0,
+      page: 0,
+      profile: 0,
+      byPath: {},
+    });
   });
 });
 

@@ -53,7 +53,7 @@ test("fault status answers that status with a realistic body, `count` times, on 
       // A token request is not on the fault's path.
       assertError(
         await lwaPoll(s, { ...a, body: { device_code: "x", user_code: "y" } }),
-        "invalid_grant",
+        "invalid_code_pair",
       );
     }
     assert.is((await lwaCodepair(s)).status, 200);

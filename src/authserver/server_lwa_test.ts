@@ -265,10 +265,15 @@ test("LWA token: a denied code is access_denied", async () => {
   });
 });
 
-test("LWA token: unknown codes are invalid_grant, missing fields invalid_request", async () => {
+test("LWA token: an unknown device code is invalid_code_pair, a wrong user code invalid_grant, missing fields invalid_request", async () => {
   await withServer(async (s) => {
     const pair = await lwaCodepair(s);
-    assertError(await lwaPoll(s, pair, { device_code: "nope" }), "invalid_grant");
+    const unknown = await lwaPoll(s, pair, { device_code: "nope" });
+    assert.equal(unknown.body, {
+      error: "invalid_code_pair",
+      error_description: "The code pair given is invalid or expired",
+    });
+    assertError(unknown, "invalid_code_pair");
     assertError(await lwaPoll(s, pair, { user_code: "ZZZZZZ" }), "invalid_grant");
     assertError(await lwaPoll(s, pair, { user_code: "" }), "invalid_request");
     assertError(await lwaPoll(s, pair, { device_code: "" }), "invalid_request");

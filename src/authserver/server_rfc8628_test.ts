@@ -157,7 +157,7 @@ test("RFC 8628 and LWA device codes do not cross dialects", async () => {
       device_code: rfc.body["device_code"] as string,
       user_code: rfc.body["user_code"] as string,
     });
-    assertError(onLwa, "invalid_grant");
+    assertError(onLwa, "invalid_code_pair"); // LWA does not know the code pair
   });
 });
 

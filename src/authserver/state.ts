@@ -1,6 +1,6 @@
 /**
- * The local authorization server's logic, without I/O: clients, device codes, tokens, refresh
- * tokens and injected faults. It speaks two dialects (see ../shared/PROTOCOL.md):
+ * The local authorization server's logic, without I/O: clients, device codes, users, tokens,
+ * refresh tokens and injected faults. It speaks two dialects (see ../shared/PROTOCOL.md):
  *
  * - `lwa`: Login with Amazon code-based linking (`response_type=device_code`, `scope_data`,
  *   `grant_type=device_code` with `device_code` and `user_code`, no client id on the poll).
@@ -10,58 +10,35 @@
  * time with a FakeClock. Randomness comes from an injected `random(n)`.
  *
  * Requests are `URLSearchParams` (the parsed form body); answers are `Reply` values that the
- * HTTP layer (server.ts) sends as JSON with the given status.
+ * HTTP layer (server.ts) sends as JSON with the given status, or as one of Amazon's non-JSON
+ * pages (pages.ts) when the reply names one. Client options live in clients.ts, fault kinds in
+ * faults.ts, users and the profile endpoint in profile.ts.
  */
 
 import { type Clock, systemClock } from "../clock.ts";
+import { type Client, type ClientConfig, REFRESH_REFUSALS, resolveClient } from "./clients.ts";
+import {
+  type Fault,
+  faultApplies,
+  type RequestPath,
+  type TransportFault,
+  validateFault,
+} from "./faults.ts";
+import type { PageKind } from "./pages.ts";
+import { checkUserId, DEFAULT_USER_ID } from "./profile.ts";
 
 export type Dialect = "lwa" | "rfc8628";
 
-export interface ClientConfig {
-  clientId: string;
-  /** A name shown on the verification page; defaults to the client id. */
-  name?: string;
-  /** `web`: a refresh without `client_secret` is refused as LWA does. Default `device`. */
-  type?: "device" | "web";
-  /** Scopes this client may ask for. Default `["alexa:all"]`. */
-  enabledScopes?: string[];
-  /** Seconds between polls. Default 5. */
-  interval?: number;
-  /** Seconds a device code lives. Default 600. */
-  codeLifetime?: number;
-  /** Seconds an access token lives. Default 3600. */
-  tokenLifetime?: number;
-  /** Each refresh returns a new refresh token. Default true. */
-  rotateRefresh?: boolean;
-  /** Seconds a rotated refresh token keeps working after its first use. Default 60. */
-  refreshGrace?: number;
-  /** Characters in an access token, `Atza|` included. Default 1000. */
-  accessTokenLength?: number;
-  /** Characters in a refresh token, `Atzr|` included. Default 1000. */
-  refreshTokenLength?: number;
-}
+export type { Client, ClientConfig } from "./clients.ts";
+export type { Fault, FaultPath, RequestPath, TransportFault } from "./faults.ts";
+export { validateFault } from "./faults.ts";
 
-/** A client with every default filled in. */
-export type Client = Required<ClientConfig>;
-
-/** `count`: how many requests the fault applies to; absent means until cleared. */
-export type Fault =
-  | { kind: "slow_down"; count?: number }
-  | { kind: "status"; status: number; count?: number; path?: FaultPath }
-  | { kind: "hang"; count?: number; path?: FaultPath }
-  | { kind: "malformed"; count?: number; path?: FaultPath; shape?: "not_json" | "wrong_shape" }
-  | { kind: "oversized"; bytes?: number; count?: number; path?: FaultPath };
-
-/** `codepair` covers both code-pair endpoints, `token` both token endpoints (refresh too). */
-export type FaultPath = "codepair" | "token";
-
-/** The faults the HTTP layer carries out (slow_down is answered by the token logic). */
-export type TransportFault = Exclude<Fault, { kind: "slow_down" }>;
-
-/** An answer: sent as `application/json` with this status. */
+/** An answer: sent as `application/json` with this status, or as `page` when it is set. */
 export interface Reply {
   status: number;
   body: Record<string, unknown>;
+  /** Sent instead of the JSON body (pages.ts); `body` holds the same error as JSON. */
+  page?: PageKind;
 }
 
 export interface Stats {
@@ -73,11 +50,13 @@ export interface Stats {
   refresh: number;
   /** Verification page requests. */
   page: number;
+  /** `/user/profile` requests. */
+  profile: number;
   /** Every non-admin request, by path as sent. */
   byPath: Record<string, number>;
 }
 
-export type StatKind = "codepair" | "token" | "refresh" | "page" | "other";
+export type StatKind = "codepair" | "token" | "refresh" | "page" | "profile" | "other";
 
 /** A code waiting for the user, as the admin API and tests see it. */
 export interface PendingCode {
@@ -111,12 +90,14 @@ export interface AuthStateOptions {
   verificationUri?: string;
   /** Approve every new code at once (for a demo without a browser). */
   autoApprove?: boolean;
+  /** The user who approves codes unless one is named; default `DEFAULT_USER_ID`. */
+  defaultUserId?: string;
 }
 
 /** LWA's exact words for a scope a security profile is not enabled for. */
 export const UNKNOWN_SCOPE = "An unknown scope was requested";
 /** LWA's exact words for a refresh with a web client id and no secret. */
-export const MISSING_SECRET = "The request is missing a required parameter : client_secret";
+export const MISSING_SECRET = REFRESH_REFUSALS.invalid_request;
 
 export const DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
 /** RFC 8628 section 6.1: no vowels, no look-alikes. */
@@ -128,18 +109,6 @@ const URL_SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 export const POLL_SLACK_MS = 100;
 /** Expired codes are remembered this long, so a late poll gets expired_token, not invalid_grant. */
 const EXPIRED_CODE_MEMORY_MS = 3_600_000;
-
-const DEFAULTS = {
-  type: "device",
-  enabledScopes: ["alexa:all"],
-  interval: 5,
-  codeLifetime: 600,
-  tokenLifetime: 3600,
-  rotateRefresh: true,
-  refreshGrace: 60,
-  accessTokenLength: 1000,
-  refreshTokenLength: 1000,
-} as const;
 
 interface DeviceCode {
   deviceCode: string;
@@ -154,6 +123,8 @@ interface DeviceCode {
   interval: number;
   lastPollAt: number | null;
   status: "pending" | "approved" | "denied" | "redeemed";
+  /** Who approved it. */
+  userId: string | null;
   nonce: string;
 }
 
@@ -161,6 +132,7 @@ interface DeviceCode {
 interface Grant {
   id: number;
   clientId: string;
+  userId: string;
   scopes: string[];
   revoked: boolean;
 }
@@ -185,7 +157,7 @@ function missing(name: string): Reply {
   return oauthError("invalid_request", `The request is missing a required parameter : ${name}`);
 }
 
-const CLIENT_AUTH_FAILED = "Client authentication failed";
+const CLIENT_AUTH_FAILED = REFRESH_REFUSALS.invalid_client;
 
 /** Uppercase, dashes and spaces removed (RFC 8628 section 6.1). */
 export function normaliseUserCode(code: string): string {
@@ -207,6 +179,10 @@ function params(form: URLSearchParams): { get(name: string): string | undefined 
     seen.set(k, v);
   }
   return { get: (name) => (seen.get(name) || undefined) };
+}
+
+function emptyStats(): Stats {
+  return { codepair: 0, token: 0, refresh: 0, page: 0, profile: 0, byPath: {} };
 }
 
 function isReply(x: unknown): x is Reply {
@@ -263,102 +239,43 @@ export class AuthState {
   readonly #byUserCode = new Map<string, DeviceCode>(); // by normalised user code
   readonly #refresh = new Map<string, RefreshToken>();
   readonly #access = new Map<string, AccessToken>();
+  /** Device codes forgotten through `forget()`: whose they were, until when to remember that. */
+  readonly #forgotten = new Map<string, { clientId: string; until: number }>();
+  #defaultUserId = DEFAULT_USER_ID;
   #grantSeq = 0;
   #fault: Fault | null = null;
   #faultLeft = Infinity;
-  #stats: Stats = { codepair: 0, token: 0, refresh: 0, page: 0, byPath: {} };
+  #stats: Stats = emptyStats();
 
   constructor(options: AuthStateOptions = {}) {
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? ((n) => crypto.getRandomValues(new Uint8Array(n)));
     this.verificationUri = options.verificationUri ?? "http://127.0.0.1/code";
     this.autoApprove = options.autoApprove ?? false;
+    if (options.defaultUserId !== undefined) this.defaultUserId = options.defaultUserId;
     for (const c of options.clients ?? []) this.addClient(c);
+  }
+
+  /**
+   * The user who approves a code when none is named: the verification page, auto-approve,
+   * `approve(code)`. Setting an id not of LWA's shape throws a TypeError.
+   */
+  get defaultUserId(): string {
+    return this.#defaultUserId;
+  }
+
+  set defaultUserId(userId: string) {
+    checkUserId(userId);
+    this.#defaultUserId = userId;
   }
 
   // ── clients ──────────────────────────────────────────────────────────────
 
   /** Adds a client, or replaces the one with the same id (its tokens stay valid). */
   addClient(config: ClientConfig): Client {
-    if (typeof config !== "object" || config === null) {
-      throw new TypeError("Cannot add client: expected an object");
-    }
-    if (typeof config.clientId !== "string" || config.clientId === "") {
-      throw new TypeError("Cannot add client: clientId must be a non-empty string");
-    }
-    const known = new Set([
-      "clientId",
-      "name",
-      "type",
-      "enabledScopes",
-      "interval",
-      "codeLifetime",
-      "tokenLifetime",
-      "rotateRefresh",
-      "refreshGrace",
-      "accessTokenLength",
-      "refreshTokenLength",
-    ]);
-    for (const k of Object.keys(config)) {
-      if (!known.has(k)) {
-        throw new TypeError(`Cannot add client ${config.clientId}: unknown key ${k}`);
-      }
-    }
-    if (config.name !== undefined && typeof config.name !== "string") {
-      throw new TypeError(`Cannot add client ${config.clientId}: name must be a string`);
-    }
-    if (config.type !== undefined && config.type !== "device" && config.type !== "web") {
-      throw new TypeError(`Cannot add client ${config.clientId}: type must be device or web`);
-    }
-    if (
-      config.enabledScopes !== undefined &&
-      !(Array.isArray(config.enabledScopes) &&
-        config.enabledScopes.every((s) => typeof s === "string" && /^\S+$/.test(s)))
-    ) {
-      throw new TypeError(
-        `Cannot add client ${config.clientId}: enabledScopes must be scopes without spaces`,
-      );
-    }
-    if (config.rotateRefresh !== undefined && typeof config.rotateRefresh !== "boolean") {
-      throw new TypeError(`Cannot add client ${config.clientId}: rotateRefresh must be a boolean`);
-    }
-    const positive = (name: string, v: number | undefined) => {
-      if (v !== undefined && !(typeof v === "number" && Number.isFinite(v) && v > 0)) {
-        throw new TypeError(`Cannot add client ${config.clientId}: ${name} must be positive`);
-      }
-    };
-    positive("interval", config.interval);
-    positive("codeLifetime", config.codeLifetime);
-    positive("tokenLifetime", config.tokenLifetime);
-    const grace = config.refreshGrace;
-    if (grace !== undefined && !(typeof grace === "number" && grace >= 0 && grace < Infinity)) {
-      throw new TypeError(`Cannot add client ${config.clientId}: refreshGrace must be >= 0`);
-    }
-    for (
-      const [name, v] of [
-        ["accessTokenLength", config.accessTokenLength],
-        ["refreshTokenLength", config.refreshTokenLength],
-      ] as const
-    ) {
-      if (v !== undefined && !(Number.isInteger(v) && v >= 16 && v <= 65536)) {
-        throw new TypeError(`Cannot add client ${config.clientId}: ${name} must be 16 to 65536`);
-      }
-    }
-    const client: Client = {
-      clientId: config.clientId,
-      name: config.name ?? config.clientId,
-      type: config.type ?? DEFAULTS.type,
-      enabledScopes: [...(config.enabledScopes ?? DEFAULTS.enabledScopes)],
-      interval: config.interval ?? DEFAULTS.interval,
-      codeLifetime: config.codeLifetime ?? DEFAULTS.codeLifetime,
-      tokenLifetime: config.tokenLifetime ?? DEFAULTS.tokenLifetime,
-      rotateRefresh: config.rotateRefresh ?? DEFAULTS.rotateRefresh,
-      refreshGrace: config.refreshGrace ?? DEFAULTS.refreshGrace,
-      accessTokenLength: config.accessTokenLength ?? DEFAULTS.accessTokenLength,
-      refreshTokenLength: config.refreshTokenLength ?? DEFAULTS.refreshTokenLength,
-    };
+    const client = resolveClient(config);
     this.#clients.set(client.clientId, client);
-    return client;
+    return { ...client, enabledScopes: [...client.enabledScopes] };
   }
 
   /** Every client, defaults filled in. */
@@ -409,7 +326,10 @@ export class AuthState {
     const scopes = scopeParam === undefined ? [...client.enabledScopes] : splitScopes(scopeParam);
     if (scopes.length === 0) return missing("scope");
     if (scopes.some((s) => !client.enabledScopes.includes(s))) {
-      return oauthError("invalid_scope", UNKNOWN_SCOPE);
+      const refusal = oauthError("invalid_scope", UNKNOWN_SCOPE);
+      if (client.refusalStyle === "html") refusal.page = "scope_html";
+      if (client.refusalStyle === "text") refusal.page = "scope_text";
+      return refusal;
     }
     let device: { productId: string; serial: string } | null = null;
     if (dialect === "lwa") {
@@ -433,11 +353,12 @@ export class AuthState {
       interval: client.interval,
       lastPollAt: null,
       status: "pending",
+      userId: null,
       nonce: this.#urlSafe(22),
     };
     this.#codes.set(code.deviceCode, code);
     this.#byUserCode.set(userCode, code);
-    if (this.autoApprove) this.#approve(code);
+    if (this.autoApprove) this.#approve(code, this.#defaultUserId);
 
     const body: Record<string, unknown> = {
       user_code: code.display,
@@ -490,7 +411,7 @@ export class AuthState {
       "invalid_grant",
       "The request has an invalid grant parameter : device_code",
     );
-    if (!code || code.dialect !== dialect) return invalid;
+    if (!code || code.dialect !== dialect) return this.#unknownCode(dialect, deviceCode, clientId);
     if (userCode !== undefined && normaliseUserCode(userCode) !== code.userCode) {
       return oauthError("invalid_grant", "The request has an invalid grant parameter : user_code");
     }
@@ -505,7 +426,7 @@ export class AuthState {
     const tooSoon = code.lastPollAt !== null &&
       now - code.lastPollAt < code.interval * 1000 - POLL_SLACK_MS;
     code.lastPollAt = now;
-    if (tooSoon || this.#takeFault("slow_down", "token")) {
+    if (tooSoon || this.#takeFault("slow_down", "poll")) {
       code.interval += 5;
       return oauthError("slow_down", "The client is polling too quickly");
     }
@@ -521,11 +442,32 @@ export class AuthState {
     const grant: Grant = {
       id: ++this.#grantSeq,
       clientId: code.clientId,
+      userId: code.userId ?? this.#defaultUserId,
       scopes: code.scopes,
       revoked: false,
     };
     const refreshToken = this.#issueRefresh(client, grant);
     return this.#tokenReply(dialect, client, grant, grant.scopes, refreshToken);
+  }
+
+  /**
+   * A poll with a device code the server never issued or forgot: the error of the client it
+   * belonged to (or, rfc8628, the client named); an lwa poll names no client, so a code never
+   * issued gets the error all clients agree on, else the dialect's.
+   */
+  #unknownCode(dialect: Dialect, deviceCode: string, clientId: string | undefined): Reply {
+    const owner = this.#forgotten.get(deviceCode)?.clientId ?? clientId;
+    const fallback = dialect === "lwa" ? "invalid_code_pair" : "invalid_grant";
+    const errorOf = (c: Client | undefined) => c?.unknownCodeError ?? fallback;
+    let error: string = fallback;
+    if (owner !== undefined) error = errorOf(this.#clients.get(owner));
+    else {
+      const all = new Set([...this.#clients.values()].map(errorOf));
+      if (all.size === 1) error = [...all][0]!;
+    }
+    return error === "invalid_code_pair"
+      ? oauthError("invalid_code_pair", "The code pair given is invalid or expired")
+      : oauthError("invalid_grant", "The request has an invalid grant parameter : device_code");
   }
 
   #refreshGrant(dialect: Dialect, p: { get(name: string): string | undefined }): Reply {
@@ -535,6 +477,9 @@ export class AuthState {
     if (clientId === undefined) return missing("client_id");
     const client = this.#clients.get(clientId);
     if (!client) return oauthError("invalid_client", CLIENT_AUTH_FAILED);
+    if (client.refreshRefusal !== null) {
+      return oauthError(client.refreshRefusal, REFRESH_REFUSALS[client.refreshRefusal]);
+    }
     if (client.type === "web" && p.get("client_secret") === undefined) {
       return dialect === "lwa"
         ? oauthError("invalid_request", MISSING_SECRET)
@@ -601,8 +546,10 @@ export class AuthState {
       access_token: accessToken,
       refresh_token: refreshToken,
       token_type: dialect === "lwa" ? "bearer" : "Bearer",
-      expires_in: client.tokenLifetime,
     };
+    // RFC 6749 section 5.1 calls expires_in RECOMMENDED only; some servers send a string.
+    if (client.expiresInStyle === "number") body["expires_in"] = client.tokenLifetime;
+    if (client.expiresInStyle === "string") body["expires_in"] = String(client.tokenLifetime);
     if (dialect === "rfc8628") body["scope"] = scopes.join(" ");
     return { status: 200, body };
   }
@@ -623,6 +570,16 @@ export class AuthState {
       scope: a.scopes.join(" "),
       expires_in: Math.ceil((a.expiresAt - now) / 1000),
     };
+  }
+
+  /**
+   * Whose an active access token is, as a resource server (`/user/profile`) sees it; null for
+   * an unknown, expired or revoked token.
+   */
+  tokenOwner(accessToken: string): { userId: string; clientId: string; scopes: string[] } | null {
+    const a = this.#access.get(accessToken);
+    if (!a || a.grant.revoked || this.#clock.monotonic() >= a.expiresAt) return null;
+    return { userId: a.grant.userId, clientId: a.grant.clientId, scopes: [...a.scopes] };
   }
 
   // ── the user's decision ──────────────────────────────────────────────────
@@ -657,16 +614,22 @@ export class AuthState {
     return found;
   }
 
-  /** Approves a pending, unexpired code. Returns false when there is none. */
-  approve(userCode: string): boolean {
+  /**
+   * Approves a pending, unexpired code as `userId` (default: `defaultUserId`); the grant and
+   * every token of it remember the user. Returns false when there is no such code; throws a
+   * TypeError for a user id not of LWA's shape.
+   */
+  approve(userCode: string, userId?: string): boolean {
+    if (userId !== undefined) checkUserId(userId);
     const code = this.#pendingCode(userCode);
     if (!code) return false;
-    this.#approve(code);
+    this.#approve(code, userId ?? this.#defaultUserId);
     return true;
   }
 
-  #approve(code: DeviceCode): void {
+  #approve(code: DeviceCode, userId: string): void {
     code.status = "approved";
+    code.userId = userId;
     this.onApprove?.(this.#pendingView(code));
   }
 
@@ -693,6 +656,28 @@ export class AuthState {
       dialect: code.dialect,
       expiresIn: Math.max(0, Math.ceil((code.expiresAt - this.#clock.monotonic()) / 1000)),
     };
+  }
+
+  /**
+   * Forgets the code `userCode` names, or every code when it is absent, as LWA loses a code
+   * pair: the device's next poll gets the client's `unknownCodeError`, the page says the code is
+   * not valid. Codes already redeemed are left alone. Returns how many codes were forgotten.
+   */
+  forget(userCode?: string): number {
+    const wanted = userCode === undefined ? null : normaliseUserCode(userCode);
+    const now = this.#clock.monotonic();
+    let n = 0;
+    for (const [k, c] of this.#codes) {
+      if (c.status === "redeemed" || (wanted !== null && c.userCode !== wanted)) continue;
+      this.#codes.delete(k);
+      if (this.#byUserCode.get(c.userCode) === c) this.#byUserCode.delete(c.userCode);
+      this.#forgotten.set(k, {
+        clientId: c.clientId,
+        until: Math.max(now, c.expiresAt) + EXPIRED_CODE_MEMORY_MS,
+      });
+      n++;
+    }
+    return n;
   }
 
   /** Codes waiting for the user, oldest first. */
@@ -746,17 +731,16 @@ export class AuthState {
     };
   }
 
-  /** The transport fault for a request to `path`, consuming one use; null when none applies. */
-  takeTransportFault(path: FaultPath): TransportFault | null {
+  /** The transport fault for a request, consuming one use; null when none applies. */
+  takeTransportFault(request: RequestPath): TransportFault | null {
     const f = this.#fault;
     if (!f || f.kind === "slow_down") return null;
-    return this.#takeFault(f.kind, path) ? f : null;
+    return this.#takeFault(f.kind, request) ? f : null;
   }
 
-  #takeFault(kind: Fault["kind"], path: FaultPath): boolean {
+  #takeFault(kind: Fault["kind"], request: RequestPath): boolean {
     const f = this.#fault;
-    if (!f || f.kind !== kind) return false;
-    if ("path" in f && f.path !== undefined && f.path !== path) return false;
+    if (!f || f.kind !== kind || !faultApplies(f.path, request)) return false;
     if (--this.#faultLeft <= 0) this.#fault = null;
     return true;
   }
@@ -774,7 +758,7 @@ export class AuthState {
   }
 
   resetStats(): void {
-    this.#stats = { codepair: 0, token: 0, refresh: 0, page: 0, byPath: {} };
+    this.#stats = emptyStats();
   }
 
   // ── helpers ──────────────────────────────────────────────────────────────
@@ -820,6 +804,7 @@ export class AuthState {
   /** Forgets codes expired long ago, so a long demo does not grow without bound. */
   #prune(): void {
     const now = this.#clock.monotonic();
+    for (const [k, f] of this.#forgotten) if (now >= f.until) this.#forgotten.delete(k);
     for (const [k, c] of this.#codes) {
       if (now >= c.expiresAt + EXPIRED_CODE_MEMORY_MS) {
         this.#codes.delete(k);
@@ -831,43 +816,6 @@ export class AuthState {
   #pruneAccess(now: number): void {
     for (const [k, a] of this.#access) {
       if (now >= a.expiresAt || a.grant.revoked) this.#access.delete(k);
-    }
-  }
-}
-
-/** Throws a TypeError naming what is wrong with `fault`. */
-export function validateFault(fault: unknown): asserts fault is Fault {
-  if (typeof fault !== "object" || fault === null) {
-    throw new TypeError("Cannot set fault: expected an object or null");
-  }
-  const f = fault as Record<string, unknown>;
-  const kinds = ["slow_down", "status", "hang", "malformed", "oversized"];
-  if (typeof f["kind"] !== "string" || !kinds.includes(f["kind"])) {
-    throw new TypeError(`Cannot set fault: kind must be one of ${kinds.join(", ")}`);
-  }
-  const count = f["count"];
-  if (count !== undefined && !(Number.isInteger(count) && (count as number) >= 0)) {
-    throw new TypeError("Cannot set fault: count must be a whole number");
-  }
-  const path = f["path"];
-  if (path !== undefined && path !== "codepair" && path !== "token") {
-    throw new TypeError("Cannot set fault: path must be codepair or token");
-  }
-  if (f["kind"] === "status") {
-    const s = f["status"];
-    if (!(Number.isInteger(s) && (s as number) >= 400 && (s as number) <= 599)) {
-      throw new TypeError("Cannot set fault: status must be 400 to 599");
-    }
-  }
-  if (f["kind"] === "oversized" && f["bytes"] !== undefined) {
-    const b = f["bytes"];
-    if (!(Number.isInteger(b) && (b as number) > 0 && (b as number) <= 1 << 30)) {
-      throw new TypeError("Cannot set fault: bytes must be 1 to 2^30");
-    }
-  }
-  if (f["kind"] === "malformed" && f["shape"] !== undefined) {
-    if (f["shape"] !== "not_json" && f["shape"] !== "wrong_shape") {
-      throw new TypeError("Cannot set fault: shape must be not_json or wrong_shape");
     }
   }
 }

@@ -102,7 +102,7 @@ test("AuthState lookup() and decide(): the page's view of a code and its nonce",
   assert.equal(s.lookup(late), { ok: false, reason: "expired" });
 });
 
-test("AuthState forgets codes an hour after they expire", async () => {
+test("AuthState forgets codes an hour after they expire: a late LWA poll is invalid_code_pair", async () => {
   const clock = new FakeClock();
   const s = new AuthState({ clock, clients: [{ clientId: CLIENT }] });
   const old = s.codepair("lwa", lwaForm()).body;
@@ -116,7 +116,7 @@ test("AuthState forgets codes an hour after they expire", async () => {
       user_code: old["user_code"] as string,
     }),
   );
-  assert.is(poll.body["error"], "invalid_grant");
+  assert.is(poll.body["error"], "invalid_code_pair");
 });
 
 test("AuthState addClient() validates and fills defaults; enableScope() needs a known client", () => {

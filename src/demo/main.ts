@@ -10,6 +10,12 @@
  * token arrives the demo stops; run it again and the device boots from its sealed flash
  * without pairing. `--fresh` starts over with a blank device; `--broker mqtt://host:port` uses
  * a running MQTT 5 broker instead of the embedded one.
+ *
+ * The speaker asks for `alexa:all` and the Amazon Music scope `music::library:read`, which the
+ * demo's security profile is not enabled for (Amazon's closed beta): the server refuses it and
+ * linkd links with `alexa:all` and reports the refusal. `--refusal-style` picks how the refusal
+ * comes: `json` (invalid_scope, the default), `html` (Amazon's error page "400 Bad Request - An
+ * unknown scope was requested", as its browser flow answers) or `text`. See USAGE.
  */
 import mqtt from "mqtt";
 import nacl from "tweetnacl";
@@ -26,17 +32,107 @@ const root = new URL("../../", import.meta.url).pathname;
 const dir = Deno.env.get("LINKD_DEMO_DIR") ?? `${root}target/demo`;
 const configPath = `${dir}/linkd.json`;
 const CLIENT = "amzn1.application-oa2-client.linkd-demo";
-const args = Deno.args;
-const approve = args.includes("--approve");
-const brokerArg = args[args.indexOf("--broker") + 1];
-const brokerUrl = args.includes("--broker") ? brokerArg : undefined;
+/** The scope the demo's security profile is not enabled for. */
+const MUSIC = "music::library:read";
 const out = (s: string) => console.log(s);
 
-if (args.includes("--fresh")) Deno.removeSync(dir, { recursive: true });
+const USAGE = `demo: the speaker's whole account link on this machine
+
+Usage:
+  deno task demo [--approve] [--fresh] [--broker mqtt://host:port] [--refusal-style json|html|text]
+
+  --approve            approve the code by itself, as a person at the verification page would
+  --fresh              start over with a blank device (else it boots from its sealed flash)
+  --broker URL         use a running MQTT 5 broker instead of the embedded one
+  --refusal-style S    how the server refuses the speaker's ${MUSIC} scope:
+                       json (default, invalid_scope), html (Amazon's error page "400 Bad
+                       Request - An unknown scope was requested"), text (that line as
+                       text/plain); linkd links with alexa:all either way and reports it
+`;
+
+type RefusalStyle = "json" | "html" | "text";
+interface DemoOptions {
+  approve: boolean;
+  fresh: boolean;
+  brokerUrl: string | undefined;
+  refusalStyle: RefusalStyle;
+}
+
+/** Reads the demo's flags; a mistake is one line on stderr and exit 64. */
+function parseDemoArgs(args: string[]): DemoOptions {
+  const o: DemoOptions = {
+    approve: false,
+    fresh: false,
+    brokerUrl: undefined,
+    refusalStyle: "json",
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const value = (): string => {
+      const v = eq > 0 ? arg.slice(eq + 1) : args[++i];
+      if (v === undefined || v === "" || v.startsWith("--")) {
+        throw new Error(`Missing value for ${flag}`);
+      }
+      return v;
+    };
+    const noValue = () => {
+      if (eq > 0) throw new Error(`${flag} takes no value`);
+    };
+    switch (flag) {
+      case "--approve":
+        noValue();
+        o.approve = true;
+        break;
+      case "--fresh":
+        noValue();
+        o.fresh = true;
+        break;
+      case "--broker":
+        o.brokerUrl = value();
+        break;
+      case "--refusal-style": {
+        const v = value();
+        if (v !== "json" && v !== "html" && v !== "text") {
+          throw new Error(
+            `Cannot parse --refusal-style: expected json, html or text, got ${JSON.stringify(v)}`,
+          );
+        }
+        o.refusalStyle = v;
+        break;
+      }
+      default:
+        throw new Error(`Unknown argument ${JSON.stringify(arg)}`);
+    }
+  }
+  return o;
+}
+
+if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+  out(USAGE);
+  Deno.exit(0);
+}
+let options: DemoOptions;
+try {
+  options = parseDemoArgs(Deno.args);
+} catch (e) {
+  console.error(`demo: ${(e as Error).message} (see --help)`);
+  Deno.exit(64);
+}
+const { approve, brokerUrl, refusalStyle } = options;
+
+if (options.fresh) {
+  try {
+    Deno.removeSync(dir, { recursive: true });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
 Deno.mkdirSync(dir, { recursive: true });
 
 // The local authorization server: this client may link alexa:all; the music scope is refused
-// exactly as Amazon refuses a security profile not enabled for it.
+// exactly as Amazon refuses a security profile not enabled for it (as JSON, or Amazon's page).
 const auth = startAuthServer({
   port: 0,
   clients: [{
@@ -44,6 +140,7 @@ const auth = startAuthServer({
     name: "linkd demo speaker",
     enabledScopes: ["alexa:all"],
     interval: 2,
+    refusalStyle,
   }],
 });
 const embedded = brokerUrl ? null : await startEmbeddedBroker();
@@ -61,7 +158,7 @@ Deno.writeTextFileSync(
         dialect: "lwa",
         codepairUrl: auth.lwa.codepairUrl,
         tokenUrl: auth.lwa.tokenUrl,
-        scopes: ["alexa:all", "music::library:read"],
+        scopes: ["alexa:all", MUSIC],
         fallbackScopes: ["alexa:all"],
       },
       bus: { url: broker.url, username: "linkd", passwordFile: "bus.pass", prefix: "linkd" },
@@ -81,7 +178,13 @@ try {
 out(
   `linkd demo: device files in target/demo, broker ${broker.url}${embedded ? " (embedded)" : ""}`,
 );
-out(`authorization server ${auth.url} (verification page ${auth.verificationUrl})\n`);
+out(`authorization server ${auth.url} (verification page ${auth.verificationUrl})`);
+const refusal = {
+  json: "as JSON invalid_scope",
+  html: `with Amazon's HTML error page "400 Bad Request - An unknown scope was requested"`,
+  text: `as text/plain "400 Bad Request - An unknown scope was requested"`,
+}[refusalStyle];
+out(`the server refuses ${MUSIC} ${refusal} (--refusal-style ${refusalStyle})\n`);
 
 // The factory line, once.
 const serial = `DEMO-${toHex(nacl.randomBytes(3)).toUpperCase()}`;

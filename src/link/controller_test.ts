@@ -4,135 +4,13 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { type AuthServer, type ClientConfig, startAuthServer } from "../authserver/server.ts";
+import { startAuthServer } from "../authserver/server.ts";
 import type { Fetch } from "../auth/types.ts";
 import { FakeClock } from "../clock.ts";
-import type { Dialect } from "../config.ts";
-import { RecordType, Vault } from "../store/vault.ts";
+import { RecordType } from "../store/vault.ts";
 import { decodeTokenRecord, encodeTokenRecord } from "../tokens/token_record.ts";
-import { drive, type TrackedFetch, trackFetch } from "../../test/support/drive.ts";
-import { provisionedVault } from "../../test/support/link.ts";
-import { prng } from "../../test/support/random.ts";
-import type { Capabilities } from "./scope_book.ts";
-import {
-  type AccessToken,
-  LinkController,
-  type LinkOptions,
-  type LinkState,
-  type PairingInfo,
-} from "./controller.ts";
-
-const CLIENT = "amzn1.application-oa2-client.linkdtest";
-
-interface Rig {
-  clock: FakeClock;
-  server: AuthServer;
-  vault: Vault;
-  io: TrackedFetch;
-  ctl: LinkController;
-  states: LinkState[];
-  pairings: (PairingInfo | null)[];
-  tokens: AccessToken[];
-  caps: Capabilities[];
-  /** The sealed token record's refresh token at the moment each token event fired. */
-  sealedAtEvent: string[];
-  last(): LinkState;
-  code(): string;
-  paths(kind: "codepair" | "token"): TrackedFetch["log"];
-  close(): Promise<void>;
-}
-
-interface RigOptions {
-  client?: Partial<ClientConfig>;
-  dialect?: Dialect;
-  scopes?: string[];
-  fallbackScopes?: string[];
-  vault?: Vault;
-  clock?: FakeClock;
-  server?: AuthServer;
-  fetch?: (inner: Fetch) => Fetch;
-  options?: Partial<LinkOptions>;
-}
-
-function newVault(): Vault {
-  return provisionedVault(CLIENT, "SN-LINK-1");
-}
-
-/** Every rig a test opened; closed after each test, passed or failed. */
-const open = new Set<Rig>();
-test.after.each(async () => {
-  for (const r of open) await r.close();
-  open.clear();
-});
-
-function rig(o: RigOptions = {}): Rig {
-  const clock = o.clock ?? new FakeClock();
-  const server = o.server ??
-    startAuthServer({ clock, clients: [{ clientId: CLIENT, ...o.client }] });
-  const vault = o.vault ?? newVault();
-  const inner: Fetch = o.fetch ? o.fetch(fetch) : fetch;
-  const io = trackFetch(clock, inner);
-  const dialect = o.dialect ?? "lwa";
-  const ends = dialect === "lwa" ? server.lwa : server.rfc8628;
-  const r = {
-    clock,
-    server,
-    vault,
-    io,
-    states: [] as LinkState[],
-    pairings: [] as (PairingInfo | null)[],
-    tokens: [] as AccessToken[],
-    caps: [] as Capabilities[],
-    sealedAtEvent: [] as string[],
-  } as Rig;
-  r.ctl = new LinkController({
-    vault,
-    identity: { clientId: CLIENT, productId: "speaker", serial: "SN-LINK-1" },
-    auth: {
-      dialect,
-      codepairUrl: ends.codepairUrl,
-      tokenUrl: ends.tokenUrl,
-      scopes: o.scopes ?? ["alexa:all"],
-      fallbackScopes: o.fallbackScopes ?? ["alexa:all"],
-    },
-    fetch: io.fetch,
-    clock,
-    random: prng(7),
-    listener: {
-      state: (s) => r.states.push(s),
-      pairing: (p) => r.pairings.push(p),
-      token: (t) => {
-        r.tokens.push(t);
-        const sealed = vault.get(RecordType.TOKENS);
-        r.sealedAtEvent.push(sealed ? decodeTokenRecord(sealed).refresh_token : "");
-      },
-      capabilities: (c) => r.caps.push(c),
-    },
-    ...o.options,
-  });
-  r.last = () => r.states[r.states.length - 1] ?? r.ctl.state;
-  r.code = () => {
-    const p = [...r.pairings].reverse().find((x) => x !== null);
-    if (!p) throw new Error("no code shown");
-    return p.user_code;
-  };
-  r.paths = (kind) =>
-    io.log.filter((l) =>
-      kind === "codepair" ? /codepair|device_authorization/.test(l.path) : /token/.test(l.path)
-    );
-  let closed = false;
-  r.close = async () => {
-    if (closed) return;
-    closed = true;
-    open.delete(r);
-    await r.ctl.stop();
-    if (!o.server) await server.close();
-  };
-  open.add(r);
-  return r;
-}
-
-const isState = (r: Rig, s: LinkState["state"]) => () => r.ctl.state.state === s;
+import { drive } from "../../test/support/drive.ts";
+import { CLIENT, isState, newVault, rig } from "./_testing.ts";
 
 test("LinkController pairs at boot, seals the tokens, then announces them", async () => {
   const r = rig();
@@ -211,7 +89,7 @@ test("LinkController ends a declined link unlinked with access_denied", async ()
   await r.close();
 });
 
-test("LinkController refreshes 10 minutes ahead, rotating the refresh token sealed first", async () => {
+test("LinkController refreshes a minute after linking, then 10 minutes ahead, rotating the refresh token sealed first", async () => {
   const r = rig();
   await r.ctl.start();
   await drive(r.clock, r.io, isState(r, "pairing"));
@@ -221,7 +99,8 @@ test("LinkController refreshes 10 minutes ahead, rotating the refresh token seal
   await drive(r.clock, r.io, () => r.tokens.length >= 3, { label: "two refreshes" });
   const refreshes = r.io.log.filter((l) => l.form.grant_type === "refresh_token");
   assert.is(refreshes.length, 2);
-  assert.is(refreshes[0]!.at - linkedAt, 3000_000, "at 50 minutes of a 60-minute token");
+  assert.is(refreshes[0]!.at - linkedAt, 60_000, "the first a minute after linking");
+  assert.is(refreshes[1]!.at - refreshes[0]!.at, 3000_000, "at 50 minutes of a 60-minute token");
   assert.is(refreshes[0]!.form.client_id, CLIENT);
   assert.is.not(r.tokens[1]!.access_token, r.tokens[0]!.access_token);
   assert.is.not(r.sealedAtEvent[1], r.sealedAtEvent[0], "a new refresh token");
@@ -301,7 +180,7 @@ test("LinkController: invalid_grant (deregistered) wipes the tokens and waits un
   await r.close();
 });
 
-test("LinkController finds refused scopes with one probe each, links with the rest, reports why", async () => {
+test("LinkController finds refused scopes, one code pair issued, links with the rest, reports why", async () => {
   const wanted = ["alexa:all", "music::library:read", "music::catalog"];
   const r = rig({ scopes: wanted });
   await r.ctl.start();
@@ -309,11 +188,11 @@ test("LinkController finds refused scopes with one probe each, links with the re
   const asks = r.paths("codepair").map((l) => l.form.scope);
   assert.equal(asks, [
     wanted.join(" "),
+    "alexa:all music::library:read",
     "alexa:all",
-    "music::library:read",
-    "music::catalog",
-    "alexa:all",
+    "alexa:all music::catalog",
   ]);
+  assert.is(r.server.state.pending().length, 1, "one code pair issued, and it is the one shown");
   r.server.state.approve(r.code());
   await drive(r.clock, r.io, isState(r, "linked"));
   assert.equal(r.ctl.capabilities, {
@@ -544,7 +423,7 @@ test("LinkController: a refresh in flight at shutdown lands and is sealed, so th
   await drive(clock, r.io, isState(r, "pairing"));
   server.state.approve(r.code());
   await drive(clock, r.io, isState(r, "linked"));
-  await clock.advance(3000_000); // the refresh is due and goes out
+  await clock.advance(60_000); // the first refresh after linking is due and goes out
   for (let i = 0; i < 50 && r.io.inflight === 0; i++) await new Promise((x) => setTimeout(x, 2));
   assert.is(r.io.inflight, 1, "a refresh is in flight");
   await r.ctl.stop(); // SIGTERM now

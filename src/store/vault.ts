@@ -22,14 +22,22 @@ export const RecordType = {
   DEVICE_KEY: 2,
   TOKENS: 3,
   SCOPES: 4,
+  /** The linked account's fingerprint and the previous one's (link/account.ts). */
+  ACCOUNT: 5,
 } as const;
 export type RecordType = typeof RecordType[keyof typeof RecordType];
 
 /** Records a user's actions create; factory reset forgets all of them. */
-export const USER_RECORDS: readonly RecordType[] = [RecordType.TOKENS, RecordType.SCOPES];
+export const USER_RECORDS: readonly RecordType[] = [
+  RecordType.TOKENS,
+  RecordType.SCOPES,
+  RecordType.ACCOUNT,
+];
 
 export const FORMAT_VERSION = 1;
 const IDENTITY_MAC_LABEL = "linkd/v1/identity-mac";
+const FINGERPRINT_LABEL = "linkd/v1/fingerprint/";
+const FINGERPRINT_BYTES = 16;
 const MAC_BYTES = 32;
 
 export class Vault {
@@ -111,6 +119,21 @@ export class Vault {
       );
     }
     return id.identity.serial;
+  }
+
+  /**
+   * A keyed fingerprint of `data` for `purpose` (e.g. "account"): 32 hex characters, the same
+   * for the same input on this device, unlinkable across devices and irreversible without the
+   * OTP root key (an account id is guessable; its hash alone would not hide it).
+   */
+  fingerprint(purpose: string, data: Uint8Array): string {
+    const key = deriveKey(this.#rootKey, FINGERPRINT_LABEL + purpose);
+    const mac = hmacSha512(key, data);
+    wipe(key);
+    let hex = "";
+    for (const b of mac.subarray(0, FINGERPRINT_BYTES)) hex += b.toString(16).padStart(2, "0");
+    wipe(mac);
+    return hex;
   }
 
   #mac(envelope: Uint8Array): Uint8Array {
