@@ -591,14 +591,14 @@ export class LinkController {
           return "error";
         }
         const next = this.#pollError(e);
-        if (typeof next !== "number") return next;
-        if (next === 0) {
+        if (next === "again") {
           wait = interval;
           backoff.reset();
-        } else if (next === 5000) {
+        } else if (next === "slower") {
           interval += 5000;
           wait = interval;
-        } else wait = Math.max(interval, backoff.next());
+        } else if (next === "back_off") wait = Math.max(interval, backoff.next());
+        else return next;
         continue;
       }
       this.#o.listener?.pairing?.(null);
@@ -608,19 +608,20 @@ export class LinkController {
   }
 
   /**
-   * What a refused poll means: an outcome that ends this code, or how to go on: 0 (pending:
-   * poll again at the interval), 5000 (slow_down: 5 s more for good), or -1 (back off, never
-   * faster than the interval). Unknown errors go on until the code expires, as the Alexa SDK
-   * does; the state says what the server answered.
+   * What a refused poll means: an outcome that ends this code, or how to go on: `again` (poll
+   * at the interval), `slower` (slow_down: 5 s more for good), or `back_off` (a busy server or
+   * an answer linkd cannot read: back off, never faster than the interval). Unknown OAuth errors
+   * go on at the interval until the code expires, as the Alexa SDK does; the state says what
+   * the server answered.
    */
-  #pollError(e: unknown): PollOutcome | number {
+  #pollError(e: unknown): PollOutcome | "again" | "slower" | "back_off" {
     if (e instanceof OAuthError) {
       switch (e.error) {
         case "authorization_pending":
           this.#setState("pairing");
-          return 0;
+          return "again";
         case "slow_down":
-          return 5000;
+          return "slower";
         case "expired_token":
           return "expired";
         case "invalid_code_pair": // LWA forgot the code pair: a new one (the Alexa SDKs do)
@@ -636,7 +637,7 @@ export class LinkController {
       }
     }
     this.#setState("pairing", describe(e));
-    return isRetryable(e) || !(e instanceof OAuthError) ? -1 : 0;
+    return isRetryable(e) || !(e instanceof OAuthError) ? "back_off" : "again";
   }
 
   // ── tokens ───────────────────────────────────────────────────────────────────────────────
