@@ -22,6 +22,9 @@
  * package); aarch64 is fetched once with `npm pack @deno/linux-arm64-glibc@<version>` into
  * target/cache/ (env LINKD_BUILD_CACHE overrides that folder) and reused from there. The version
  * is the `deno` devDependency of package.json, so the runtime on the device is the one tested.
+ * npm's fetch retries are few and short unless the environment sets them, and always consistent
+ * (npm refuses a fetch-retry-mintimeout above fetch-retry-maxtimeout, but only when it really
+ * fetches, so a warm npm cache hides a bad pair); a failed fetch shows npm's own error lines.
  *
  * `deno compile` and where it finds a base: `deno compile --target <triple>` appends the program
  * to a "denort" runtime, which it takes from env DENORT_BIN (a denort binary; used here for the
@@ -101,6 +104,80 @@ async function run(
   }
 }
 
+/** The file `npm pack` writes for `name@version`: `@scope/pkg` gives `scope-pkg-<version>.tgz`. */
+export function tarballName(name: string, version: string): string {
+  return `${name.replace(/^@/, "").replace("/", "-")}-${version}.tgz`;
+}
+
+/** npm's fetch retries when the environment does not set them: one retry, after 1 to 10 s. */
+const NPM_FETCH_DEFAULTS = { retries: "1", retry_mintimeout: "1000", retry_maxtimeout: "10000" };
+
+/**
+ * The fetch-retry settings for one `npm pack`, as environment variables: `env`'s own (either
+ * case, as npm reads them) where they are whole numbers, else NPM_FETCH_DEFAULTS, with the
+ * minimum timeout never above the maximum. Both cases are set so that neither can disagree.
+ */
+export function npmFetchEnv(env: Record<string, string | undefined>): Record<string, string> {
+  const get = (key: keyof typeof NPM_FETCH_DEFAULTS): string => {
+    const v = env[`npm_config_fetch_${key}`] ?? env[`NPM_CONFIG_FETCH_${key.toUpperCase()}`];
+    return v !== undefined && /^\d+$/.test(v) ? v : NPM_FETCH_DEFAULTS[key];
+  };
+  const max = get("retry_maxtimeout");
+  const min = String(Math.min(Number(get("retry_mintimeout")), Number(max)));
+  const settings = { retries: get("retries"), retry_mintimeout: min, retry_maxtimeout: max };
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(settings)) {
+    out[`npm_config_fetch_${key}`] = value;
+    out[`NPM_CONFIG_FETCH_${key.toUpperCase()}`] = value;
+  }
+  return out;
+}
+
+/** At most this many of npm's error lines go into an error, each cut to NPM_LINE_CHARS. */
+const NPM_ERROR_LINES = 5;
+const NPM_LINE_CHARS = 240;
+
+/**
+ * npm's own error lines in its output (`npm error ...`; `npm ERR! ...` before npm 9), in order,
+ * without repeats, stack frames, dumped objects or the pointer to its log file (which lives in
+ * the npm cache); at most NPM_ERROR_LINES, each cut to NPM_LINE_CHARS.
+ */
+export function npmErrorLines(output: string): string[] {
+  const lines = output.split("\n").map((l) => l.trimEnd()).filter((l) =>
+    /^npm (?:error|ERR!) [A-Za-z]/.test(l) && !l.includes("A complete log of this run")
+  );
+  return [...new Set(lines)].slice(0, NPM_ERROR_LINES).map((l) =>
+    l.length > NPM_LINE_CHARS ? `${l.slice(0, NPM_LINE_CHARS - 1)}…` : l
+  );
+}
+
+/**
+ * `npm pack name@version` into `dir`; the tarball's path. `env` is added to this process's
+ * environment (registry, npm cache, retries); npmFetchEnv() settles the retries. On failure the
+ * error's first line names the command and each further line is one of npm's error lines
+ * (npmErrorLines()), indented; else the last line npm printed.
+ */
+export async function npmPack(
+  name: string,
+  version: string,
+  dir: string,
+  env: Record<string, string> = {},
+): Promise<string> {
+  const spec = `${name}@${version}`;
+  const fetchEnv = npmFetchEnv({ ...Deno.env.toObject(), ...env });
+  const r = await run("npm", ["pack", spec, "--pack-destination", dir, "--loglevel=error"], {
+    env: { ...env, ...fetchEnv },
+  });
+  const tgz = `${dir}/${tarballName(name, version)}`;
+  if (r.ok && exists(tgz)) return tgz;
+  const npmLines = npmErrorLines(r.stderr);
+  const last = r.stderr.trim().split("\n").pop()?.trim();
+  const why = npmLines.length > 0
+    ? npmLines
+    : [r.ok ? `npm wrote no ${tarballName(name, version)}` : last || "npm printed nothing"];
+  throw new Error([`\`npm pack ${spec}\` failed`, ...why.map((l) => `  ${l}`)].join("\n"));
+}
+
 /** The Deno version the firmware ships: package.json's `deno` devDependency. */
 function denoVersion(): string {
   const pkg = JSON.parse(Deno.readTextFileSync(`${root}package.json`)) as {
@@ -119,20 +196,20 @@ function denortFor(t: Target, version: string): { env: Record<string, string> } 
     if (!exists(denortBin)) fail(`DENORT_BIN=${denortBin} does not exist`);
     return { env: { DENORT_BIN: denortBin } };
   }
+  // As Deno itself: DENO_DIR when set (CI sets an empty one), else the user-level cache.
   const home = Deno.env.get("HOME") ?? "";
-  const denoDirs = [
-    Deno.env.get("DENO_DIR"),
-    `${Deno.env.get("XDG_CACHE_HOME") ?? `${home}/.cache`}/deno`,
-  ];
-  for (const dir of denoDirs) {
-    if (dir && exists(`${dir}/dl/release/v${version}/denort-${t.triple}.zip`)) {
-      return { env: { DENO_DIR: dir } };
-    }
+  const dir = Deno.env.get("DENO_DIR") ||
+    `${Deno.env.get("XDG_CACHE_HOME") || `${home}/.cache`}/deno`;
+  if (exists(`${dir}/dl/release/v${version}/denort-${t.triple}.zip`)) {
+    return { env: { DENO_DIR: dir } };
   }
   return null;
 }
 
-/** The bytes of the `deno` binary of `t`'s npm platform package at `version`. */
+/**
+ * The bytes of the `deno` binary of `t`'s npm platform package at `version`. Throws when it
+ * cannot fetch or unpack it; its temporary folders are gone either way.
+ */
 async function runtimeFor(t: Target, version: string): Promise<Uint8Array> {
   const installed = `${root}node_modules/${t.npmPackage}`;
   try {
@@ -142,25 +219,22 @@ async function runtimeFor(t: Target, version: string): Promise<Uint8Array> {
     if (pkg.version === version) return Deno.readFileSync(`${installed}/deno`);
   } catch { /* not installed here: fetch it */ }
 
-  const tgzName = `${t.npmPackage.replace(/^@/, "").replace("/", "-")}-${version}.tgz`;
+  const tgzName = tarballName(t.npmPackage, version);
   const tgz = `${cacheDir}/${tgzName}`;
-  const spec = `${t.npmPackage}@${version}`;
   if (!exists(tgz)) {
     Deno.mkdirSync(cacheDir, { recursive: true });
     const tmp = Deno.makeTempDirSync({ dir: cacheDir, prefix: ".pack-" });
     try {
-      const r = await run("npm", ["pack", spec, "--pack-destination", tmp, "--silent"], {
-        env: { npm_config_fetch_retries: "1", npm_config_fetch_retry_maxtimeout: "5000" },
-      });
-      if (!r.ok || !exists(`${tmp}/${tgzName}`)) {
-        const why = r.stderr.split("\n").find((l) => /ERR|error/i.test(l))?.trim() ??
-          "no tarball";
-        fail(
-          `Cannot fetch the ${t.arch} Deno runtime: \`npm pack ${spec}\` failed (${why}); ` +
-            `check the npm registry, or put ${tgzName} in ${cacheDir}/`,
-        );
-      }
-      Deno.renameSync(`${tmp}/${tgzName}`, tgz);
+      Deno.renameSync(await npmPack(t.npmPackage, version, tmp), tgz);
+    } catch (e) {
+      const [head, ...npmLines] = (e instanceof Error ? e.message : String(e)).split("\n");
+      throw new Error(
+        [
+          `Cannot fetch the ${t.arch} Deno runtime: ${head}; ` +
+          `check the npm registry, or put ${tgzName} in ${cacheDir}/`,
+          ...npmLines,
+        ].join("\n"),
+      );
     } finally {
       removeIfExists(tmp);
     }
@@ -168,7 +242,9 @@ async function runtimeFor(t: Target, version: string): Promise<Uint8Array> {
   const tmp = Deno.makeTempDirSync({ dir: cacheDir, prefix: ".unpack-" });
   try {
     const r = await run("tar", ["-xzf", tgz, "-C", tmp, "package/deno"]);
-    if (!r.ok) fail(`Cannot unpack ${tgz}: ${r.stderr.trim()} (delete it and build again)`);
+    if (!r.ok) {
+      throw new Error(`Cannot unpack ${tgz}: ${r.stderr.trim()} (delete it and build again)`);
+    }
     return Deno.readFileSync(`${tmp}/package/deno`);
   } finally {
     removeIfExists(tmp);
@@ -196,92 +272,109 @@ exec \${LINKD_RUNNER:-} "$here/deno" run --cached-only \\
 `;
 }
 
-const built: string[] = [];
+/** One target's build: by `deno compile` when denort is set, else a payload with runtime. */
+interface Plan {
+  t: Target;
+  denort: { env: Record<string, string> } | null;
+  runtime?: Uint8Array;
+}
 
-// 1. The bundle.
-Deno.mkdirSync(target, { recursive: true });
-const bundle = `${target}/linkd.js`;
-try {
-  await bundleProgram(`${root}src/main.ts`, bundle);
-} catch (e) {
+/** fail() with an error's message. */
+function failWith(e: unknown): never {
   fail(e instanceof Error ? e.message : String(e));
 }
-built.push(bundle);
 
-// 2. Per target: what to build, and the runtimes the payloads need (all fetched before any
-// target's artifacts are replaced, so a failed fetch leaves the previous build whole).
-const version = denoVersion();
-const plans: { t: Target; denort: { env: Record<string, string> } | null; runtime?: Uint8Array }[] =
-  [];
-for (const t of TARGETS) {
-  const denort = denortFor(t, version);
-  plans.push(denort ? { t, denort } : { t, denort, runtime: await runtimeFor(t, version) });
-}
+/** The build: the bundle, then each target's artifacts, then their sizes and digests. */
+async function main(): Promise<void> {
+  const built: string[] = [];
 
-for (const { t, denort, runtime } of plans) {
-  const compiled = `${target}/linkd-${t.arch}-linux`;
-  const payload = `${target}/firmware/${t.arch}`;
-  const tarball = `${target}/linkd-${VERSION}-${t.arch}.tar.gz`;
-  if (denort) {
-    removeIfExists(payload);
-    removeIfExists(tarball);
-    // DENORT_BIN must not leak into a compile for another architecture.
-    const env: Record<string, string> = { ...Deno.env.toObject(), ...quietEnv };
-    delete env["DENORT_BIN"];
-    Object.assign(env, denort.env);
-    const r = await run(Deno.execPath(), [
-      "compile",
-      "--quiet",
-      "--no-check",
-      "--no-config",
-      "--no-lock",
-      "--no-remote",
-      "--no-npm",
-      ...PERMISSIONS,
-      ...v8FlagArgs(),
-      "--target",
-      t.triple,
-      "--output",
-      compiled,
-      bundle,
-    ], { env, clearEnv: true });
-    if (!r.ok) fail(`Cannot compile for ${t.triple}: ${r.stderr.trim().split("\n").pop()}`);
-    built.push(compiled);
-    continue;
+  // 1. The bundle.
+  Deno.mkdirSync(target, { recursive: true });
+  const bundle = `${target}/linkd.js`;
+  try {
+    await bundleProgram(`${root}src/main.ts`, bundle);
+  } catch (e) {
+    fail(e instanceof Error ? e.message : String(e));
   }
-  removeIfExists(compiled);
-  removeIfExists(payload);
-  Deno.mkdirSync(payload, { recursive: true });
-  Deno.chmodSync(payload, 0o755);
-  Deno.writeFileSync(`${payload}/deno`, runtime!);
-  Deno.chmodSync(`${payload}/deno`, 0o755);
-  Deno.copyFileSync(bundle, `${payload}/linkd.js`);
-  Deno.chmodSync(`${payload}/linkd.js`, 0o644);
-  Deno.writeTextFileSync(`${payload}/linkd`, launcher());
-  Deno.chmodSync(`${payload}/linkd`, 0o755);
-  const r = await run("tar", [
-    "--sort=name",
-    `--mtime=@${sourceDateEpoch}`,
-    "--owner=0",
-    "--group=0",
-    "--numeric-owner",
-    "--format=gnu",
-    "--use-compress-program=gzip -n",
-    "-C",
-    payload,
-    "-cf",
-    tarball,
-    "deno",
-    "linkd",
-    "linkd.js",
-  ]);
-  if (!r.ok) fail(`Cannot write ${tarball}: ${r.stderr.trim()}`);
-  built.push(`${payload}/deno`, `${payload}/linkd`, `${payload}/linkd.js`, tarball);
+  built.push(bundle);
+
+  // 2. Per target: what to build, and the runtimes the payloads need (all fetched before any
+  // target's artifacts are replaced, so a failed fetch leaves the previous build whole).
+  const version = denoVersion();
+  const plans: Plan[] = [];
+  for (const t of TARGETS) {
+    const denort = denortFor(t, version);
+    if (denort) plans.push({ t, denort });
+    else plans.push({ t, denort, runtime: await runtimeFor(t, version).catch(failWith) });
+  }
+
+  for (const { t, denort, runtime } of plans) {
+    const compiled = `${target}/linkd-${t.arch}-linux`;
+    const payload = `${target}/firmware/${t.arch}`;
+    const tarball = `${target}/linkd-${VERSION}-${t.arch}.tar.gz`;
+    if (denort) {
+      removeIfExists(payload);
+      removeIfExists(tarball);
+      // DENORT_BIN must not leak into a compile for another architecture.
+      const env: Record<string, string> = { ...Deno.env.toObject(), ...quietEnv };
+      delete env["DENORT_BIN"];
+      Object.assign(env, denort.env);
+      const r = await run(Deno.execPath(), [
+        "compile",
+        "--quiet",
+        "--no-check",
+        "--no-config",
+        "--no-lock",
+        "--no-remote",
+        "--no-npm",
+        ...PERMISSIONS,
+        ...v8FlagArgs(),
+        "--target",
+        t.triple,
+        "--output",
+        compiled,
+        bundle,
+      ], { env, clearEnv: true });
+      if (!r.ok) fail(`Cannot compile for ${t.triple}: ${r.stderr.trim().split("\n").pop()}`);
+      built.push(compiled);
+      continue;
+    }
+    removeIfExists(compiled);
+    removeIfExists(payload);
+    Deno.mkdirSync(payload, { recursive: true });
+    Deno.chmodSync(payload, 0o755);
+    Deno.writeFileSync(`${payload}/deno`, runtime!);
+    Deno.chmodSync(`${payload}/deno`, 0o755);
+    Deno.copyFileSync(bundle, `${payload}/linkd.js`);
+    Deno.chmodSync(`${payload}/linkd.js`, 0o644);
+    Deno.writeTextFileSync(`${payload}/linkd`, launcher());
+    Deno.chmodSync(`${payload}/linkd`, 0o755);
+    const r = await run("tar", [
+      "--sort=name",
+      `--mtime=@${sourceDateEpoch}`,
+      "--owner=0",
+      "--group=0",
+      "--numeric-owner",
+      "--format=gnu",
+      "--use-compress-program=gzip -n",
+      "-C",
+      payload,
+      "-cf",
+      tarball,
+      "deno",
+      "linkd",
+      "linkd.js",
+    ]);
+    if (!r.ok) fail(`Cannot write ${tarball}: ${r.stderr.trim()}`);
+    built.push(`${payload}/deno`, `${payload}/linkd`, `${payload}/linkd.js`, tarball);
+  }
+
+  // 3. Sizes and digests.
+  for (const path of built) {
+    const bytes = Deno.readFileSync(path);
+    const sha = createHash("sha256").update(bytes).digest("hex");
+    console.log(`${path.replace(root, "")}  ${bytes.length} bytes  sha256 ${sha}`);
+  }
 }
 
-// 3. Sizes and digests.
-for (const path of built) {
-  const bytes = Deno.readFileSync(path);
-  const sha = createHash("sha256").update(bytes).digest("hex");
-  console.log(`${path.replace(root, "")}  ${bytes.length} bytes  sha256 ${sha}`);
-}
+if (import.meta.main) await main();

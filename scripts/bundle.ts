@@ -50,6 +50,32 @@ export function checkSyntax(code: string): void {
 }
 
 /**
+ * How often `deno bundle` is tried when it fails while installing esbuild. Its first run with an
+ * empty DENO_DIR puts esbuild there, and two at once (the tests run two files at a time, as CI
+ * does with an empty DENO_DIR) can race: "failed to copy esbuild binary ... No such file or
+ * directory" (Deno's bug; denoland/deno#34845 fixed one form of it). A second try finds it.
+ */
+const ESBUILD_INSTALL_TRIES = 3;
+
+/** `deno bundle --minify` of `entry` into `out`; null, or what Deno printed when it failed. */
+async function denoBundle(entry: string, out: string): Promise<string | null> {
+  for (let attempt = 1;; attempt++) {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["bundle", "--quiet", "--minify", "--platform", "deno", "-o", out, entry],
+      env: { DENO_NO_UPDATE_CHECK: "1", DENO_NO_PROMPT: "1", NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (r.success) return null;
+    const stderr = new TextDecoder().decode(r.stderr).trim();
+    if (attempt >= ESBUILD_INSTALL_TRIES || !/esbuild binary|Text file busy/.test(stderr)) {
+      return stderr;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+  }
+}
+
+/**
  * Bundles `entry` into `out`. Throws when `deno bundle` fails or the result still imports a
  * `node:` module; `allowNode` lists the ones a caller accepts (none for linkd). Resolves with
  * the number of module bodies made eager.
@@ -59,15 +85,8 @@ export async function bundle(
   out: string,
   opts: { allowNode?: string[] } = {},
 ): Promise<{ eagerBodies: number }> {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", "--minify", "--platform", "deno", "-o", out, entry],
-    env: { DENO_NO_UPDATE_CHECK: "1", DENO_NO_PROMPT: "1", NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!r.success) {
-    throw new Error(`Cannot bundle ${entry}: ${new TextDecoder().decode(r.stderr).trim()}`);
-  }
+  const error = await denoBundle(entry, out);
+  if (error !== null) throw new Error(`Cannot bundle ${entry}: ${error}`);
   const { code, requires } = dropRequireShim(Deno.readTextFileSync(out));
   // A call of the (now throwing) require is not an import: tweetnacl's `require("node:crypto")`.
   let imports = code;

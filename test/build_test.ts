@@ -3,16 +3,47 @@
  * SHA-256s, a second build gives the same bytes, the x86_64 payload runs `linkd --version`, and
  * the aarch64 payload runs under qemu-aarch64-static on an emulated device (`--version` and
  * `status --json` on a fresh flash image). Without qemu this last test is skipped with a
- * warning, except on CI (env CI set), where it fails. Reuses target/cache (the aarch64 runtime).
+ * warning, except on CI (env CI set), where it fails.
+ *
+ * The builds start as on a new machine: an empty npm cache and an empty build cache of this file's
+ * own (not ~/.npm, not target/cache), so the aarch64 runtime really is fetched with `npm pack`;
+ * a warm cache once hid a retry setting that npm refuses on a real fetch. The npm fetch itself
+ * (build.ts's npmPack()) is tested on its own too: with an empty cache against the registry, and
+ * against a closed port, where it must fail within seconds showing npm's own error lines.
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createHash } from "node:crypto";
+import { npmErrorLines, npmFetchEnv, npmPack, tarballName } from "../build.ts";
 import { VERSION } from "../src/version.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const dec = new TextDecoder();
 const QEMU_PREFIX = "/usr/aarch64-linux-gnu";
+const ARM64 = "@deno/linux-arm64-glibc";
+
+/** This file's empty npm and build caches (a new machine's), removed after its tests. */
+const caches = Deno.makeTempDirSync({ prefix: "linkd-build-caches-" });
+const freshCaches = { npm_config_cache: `${caches}/npm`, LINKD_BUILD_CACHE: `${caches}/build` };
+test.after(() => Deno.removeSync(caches, { recursive: true }));
+
+/** A devDependency's pinned version in package.json. */
+function devVersion(name: string): string {
+  const pkg = JSON.parse(Deno.readTextFileSync(`${root}package.json`)) as {
+    devDependencies: Record<string, string>;
+  };
+  const v = pkg.devDependencies[name];
+  if (v === undefined) throw new Error(`Cannot find devDependency ${name} in package.json`);
+  return v;
+}
+
+/** A local TCP port nothing listens on (it was free a moment ago): connecting is refused. */
+function closedPort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  return port;
+}
 
 interface Out {
   code: number;
@@ -33,7 +64,7 @@ async function run(
 
 /** Runs the build; its printed artifacts as path (relative to the repo) → [size, sha256]. */
 async function build(env: Record<string, string> = {}): Promise<Map<string, [number, string]>> {
-  const out = await run(Deno.execPath(), ["run", "-A", "build.ts"], env);
+  const out = await run(Deno.execPath(), ["run", "-A", "build.ts"], { ...freshCaches, ...env });
   assert.is(out.code, 0, `build failed:\n${out.stderr}`);
   const arts = new Map<string, [number, string]>();
   for (const line of out.stdout.split("\n").filter((l) => l !== "")) {
@@ -199,19 +230,117 @@ test("aarch64 payload under qemu: `--version`, `status --json` on a fresh flash 
   }
 });
 
-test("an unreachable npm registry fails the build with one clear line", async () => {
+test("npmFetchEnv(): the caller's retries, else few and short; minimum never above maximum", () => {
+  const retries = (env: Record<string, string>) => {
+    const e = npmFetchEnv(env);
+    const all = ["retries", "retry_mintimeout", "retry_maxtimeout"].map((k) => [
+      e[`npm_config_fetch_${k}`],
+      e[`NPM_CONFIG_FETCH_${k.toUpperCase()}`],
+    ]);
+    for (const [lower, upper] of all) assert.is(lower, upper, "both cases agree");
+    return all.map(([lower]) => lower);
+  };
+  assert.equal(retries({}), ["1", "1000", "10000"]);
+  // The old build's one setting, below npm 11's default minimum (10 s): refused on a real fetch.
+  assert.equal(retries({ npm_config_fetch_retry_maxtimeout: "5000" }), ["1", "1000", "5000"]);
+  assert.equal(
+    retries({ NPM_CONFIG_FETCH_RETRY_MINTIMEOUT: "20000", npm_config_fetch_retries: "0" }),
+    ["0", "10000", "10000"],
+  );
+  assert.equal(retries({ npm_config_fetch_retry_maxtimeout: "soon" }), ["1", "1000", "10000"]);
+});
+
+test("npmErrorLines(): npm's own error lines, in order, at most 5, one line each", () => {
+  const refused = [
+    "npm error code ECONNREFUSED",
+    "npm error syscall connect",
+    "npm error errno ECONNREFUSED",
+    "npm error FetchError: request to http://127.0.0.1:9/x failed, reason: connect ECONNREFUSED",
+    "npm error     at ClientRequest.<anonymous> (/usr/lib/node_modules/npm/index.js:130:14)",
+    "npm error   code: 'ECONNREFUSED',",
+    "npm error }",
+    "npm error",
+    "npm error If you are behind a proxy, please make sure that the 'proxy' config is set.",
+    "npm error A complete log of this run can be found in: /tmp/npm/_logs/debug-0.log",
+    "npm error code ECONNREFUSED",
+  ];
+  assert.equal(npmErrorLines(`npm warn old\n${refused.join("\n")}\n`), [
+    ...refused.slice(0, 4),
+    refused[8],
+  ]);
+  assert.equal(
+    npmErrorLines(
+      "npm error minTimeout is greater than maxTimeout\r\n" +
+        "npm error A complete log of this run can be found in: /tmp/npm/_logs/debug-0.log\r\n",
+    ),
+    ["npm error minTimeout is greater than maxTimeout"],
+  );
+  assert.equal(npmErrorLines("npm ERR! code E404\n"), ["npm ERR! code E404"]);
+  const [long] = npmErrorLines(`npm error ${"x".repeat(1000)}`);
+  assert.is(long!.length, 240);
+  assert.equal(npmErrorLines("Killed\n"), []);
+});
+
+test("npmPack() with an empty npm cache fetches from the registry", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "linkd-build-pack-" });
+  try {
+    const version = devVersion("uvu");
+    const tgz = await npmPack("uvu", version, dir, { npm_config_cache: `${dir}/npm` });
+    assert.is(tgz, `${dir}/${tarballName("uvu", version)}`);
+    const out = await run("tar", ["-tzf", tgz]);
+    assert.is(out.code, 0, out.stderr);
+    assert.ok(out.stdout.split("\n").includes("package/package.json"), out.stdout);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+test("npmPack() with an empty npm cache and an unreachable registry fails fast, with npm's lines", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "linkd-build-pack-" });
+  try {
+    const version = devVersion("deno");
+    const t0 = performance.now();
+    const err = await npmPack(ARM64, version, dir, {
+      npm_config_cache: `${dir}/npm`,
+      npm_config_registry: `http://127.0.0.1:${closedPort()}/`,
+      npm_config_fetch_retries: "0",
+      // The old build's setting: alone, npm refused it ("minTimeout is greater than maxTimeout").
+      npm_config_fetch_retry_maxtimeout: "5000",
+    }).then(() => null, (e: unknown) => e);
+    const seconds = (performance.now() - t0) / 1000;
+    assert.instance(err, Error);
+    const [head, ...lines] = (err as Error).message.split("\n");
+    assert.is(head, `\`npm pack ${ARM64}@${version}\` failed`);
+    assert.ok(lines.length >= 1 && lines.length <= 5, (err as Error).message);
+    for (const l of lines) assert.match(l, /^ {2}npm error [A-Za-z]/);
+    assert.match((err as Error).message, "ECONNREFUSED");
+    assert.not.match((err as Error).message, "minTimeout");
+    assert.ok(seconds < 20, `took ${seconds.toFixed(1)} s`);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+test("an unreachable npm registry fails the build: one line, then npm's own error lines", async () => {
   const cache = Deno.makeTempDirSync({ prefix: "linkd-build-cache-" });
   try {
     const out = await run(Deno.execPath(), ["run", "-A", "build.ts"], {
       LINKD_BUILD_CACHE: cache,
-      npm_config_registry: "http://127.0.0.1:9/",
+      npm_config_cache: `${caches}/npm-unreachable`,
+      npm_config_registry: `http://127.0.0.1:${closedPort()}/`,
       npm_config_fetch_retries: "0",
       DENORT_BIN: "",
     });
     assert.is.not(out.code, 0);
-    const lines = out.stderr.trim().split("\n");
-    assert.is(lines.length, 1, out.stderr);
-    assert.match(lines[0]!, /^build: Cannot fetch the aarch64 Deno runtime: `npm pack /);
+    const [first, ...npmLines] = out.stderr.trim().split("\n");
+    assert.match(
+      first!,
+      /^build: Cannot fetch the aarch64 Deno runtime: `npm pack \S+` failed; check the npm registry, or put \S+\.tgz in \S+\/$/,
+    );
+    assert.ok(npmLines.length >= 1 && npmLines.length <= 5, out.stderr);
+    for (const l of npmLines) assert.match(l, /^ {2}npm error [A-Za-z]/);
+    assert.match(out.stderr, "ECONNREFUSED");
+    assert.equal([...Deno.readDirSync(cache)].map((e) => e.name), [], "temporary folders left");
   } finally {
     Deno.removeSync(cache, { recursive: true });
   }

@@ -1,7 +1,8 @@
 /**
  * scripts/bundle.ts: the shipped bundle imports no `node:` module (each one loads Deno's Node
  * compatibility layer at every boot), the CommonJS `require` shim is replaced by one that
- * throws, and the guard refuses a bundle that would load Node compat.
+ * throws, and the guard refuses a bundle that would load Node compat. Bundles made at once into
+ * an empty DENO_DIR (a new machine's, and CI's) all succeed, though their esbuild installs race.
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -45,6 +46,24 @@ test("bundle() of src/main.ts: no node: import is left, module bodies are eager,
   }).output();
   assert.is(r.code, 0, new TextDecoder().decode(r.stderr));
   assert.match(new TextDecoder().decode(r.stdout), /^linkd \d+\.\d+\.\d+/);
+});
+
+test("bundle() four at once into an empty DENO_DIR: all succeed (esbuild's install races)", async () => {
+  const denoDir = Deno.env.get("DENO_DIR");
+  Deno.env.set("DENO_DIR", `${dir}/empty-deno-dir`);
+  try {
+    const entry = `${dir}/at_once.ts`;
+    Deno.writeTextFileSync(entry, `const at: string = "once";\nconsole.log(at);\n`);
+    const outs = [0, 1, 2, 3].map((i) => `${dir}/at_once_${i}.js`);
+    // All settle before the test ends: a bundle still running could recreate `dir` after it.
+    const results = await Promise.allSettled(outs.map((out) => bundle(entry, out)));
+    for (const r of results) if (r.status === "rejected") throw r.reason;
+    const first = Deno.readTextFileSync(outs[0]!);
+    for (const out of outs) assert.ok(Deno.readTextFileSync(out) === first, `${out} differs`);
+  } finally {
+    if (denoDir === undefined) Deno.env.delete("DENO_DIR");
+    else Deno.env.set("DENO_DIR", denoDir);
+  }
 });
 
 test("bundle() refuses a program that imports a node: module, naming it", async () => {
