@@ -1,15 +1,14 @@
 /**
- * The response body as a pull-based stream: each `read()` of the caller reads the socket once
- * (at most `BUFFER_BYTES`), nothing is read ahead. Framed by Content-Length, by chunked coding
- * (RFC 9112 section 7.1: extensions ignored, trailers read and dropped, all lines bounded) or by
- * the server closing. A body cut short errors the stream, never ends it quietly; the end, an
- * error and `cancel()` all close the socket.
+ * The response body as a pull-based stream: each `read()` of the caller reads the socket when
+ * its buffer is empty (at most `BUFFER_BYTES`), nothing is read ahead. Framed by Content-Length,
+ * by chunked coding (RFC 9112 section 7.1: extensions ignored, trailers read and dropped, all
+ * lines bounded; the data of every chunk in the buffer comes out as one piece, so tiny chunks
+ * cost no more than big ones) or by the server closing. A body cut short errors the stream,
+ * never ends it quietly; the end, an error and `cancel()` all close the socket.
  */
+import { ChunkedFraming } from "./_chunked.ts";
 import { type Framing, invalid, MAX_HEADER_LINES } from "./_head.ts";
 import { BUFFER_BYTES, LineError, type Reader } from "./_reader.ts";
-
-/** Longest chunk-size line, extensions included. */
-export const MAX_CHUNK_LINE_BYTES = 4096;
 
 /** What the body needs of its connection (`Link`). */
 export interface BodyLink {
@@ -86,67 +85,103 @@ function lengthSource(reader: Reader, length: number, origin: string): Source {
   };
 }
 
+/**
+ * Chunked data, one piece per read: the framing is parsed (across socket reads if need be) up
+ * to the first data byte, then the data of every chunk left in the buffer comes out as one
+ * array, without waiting for the socket. A framing error found after some data comes at the
+ * next read.
+ */
 function chunkedSource(reader: Reader, maxTrailerBytes: number, origin: string): Source {
-  let left = 0;
-  let chunks = 0;
+  const framing = new ChunkedFraming(origin);
+  let failure: unknown;
   let done = false;
-  const line = async (limit: number, what: string): Promise<string> => {
+  return async () => {
+    if (failure !== undefined) throw failure;
+    while (framing.phase !== "data" || reader.buffered === 0) {
+      if (done) return null;
+      if (framing.phase === "trailers") {
+        await trailers(reader, maxTrailerBytes, origin);
+        done = true;
+      } else if (reader.buffered === 0) {
+        if (!(await reader.refill())) throw framing.ended();
+      } else {
+        reader.skip(framing.frame(reader.peek(), 0));
+      }
+    }
+    const bytes = reader.peek();
+    const walked = walk(bytes, framing);
+    reader.skip(walked.used);
+    failure = walked.failure;
+    return bytes.slice(0, walked.data);
+  };
+}
+
+interface Walk {
+  /** Bytes of `bytes` parsed. */
+  readonly used: number;
+  /** Data bytes found, now at the front of `bytes`. */
+  readonly data: number;
+  /** The framing error that stopped the walk, if one did. */
+  readonly failure: unknown;
+}
+
+/**
+ * Walks the chunks in `bytes` (the reader's buffer) until its end or the last chunk, moving
+ * their data to its front, over framing already parsed: one copy for the whole piece, and no
+ * array but the one handed out. A framing error ends the walk; the data before it counts.
+ */
+function walk(bytes: Uint8Array, framing: ChunkedFraming): Walk {
+  let i = 0;
+  let n = 0;
+  try {
+    while (i < bytes.length && framing.phase !== "trailers") {
+      if (framing.phase === "data") {
+        const take = Math.min(framing.left, bytes.length - i);
+        moveDown(bytes, i, take, n);
+        framing.took(take);
+        i += take;
+        n += take;
+      } else {
+        i = framing.frame(bytes, i);
+      }
+    }
+  } catch (e) {
+    return { used: i, data: n, failure: e };
+  }
+  return { used: i, data: n, failure: undefined };
+}
+
+/** Moves `n` bytes from `from` to `to` (at most `from`) within `bytes`. */
+function moveDown(bytes: Uint8Array, from: number, n: number, to: number): void {
+  if (from === to) return;
+  if (n > 32) {
+    bytes.copyWithin(to, from, from + n);
+  } else {
+    for (let k = 0; k < n; k++) bytes[to + k] = bytes[from + k]!;
+  }
+}
+
+/** The trailer section: read, bounded by `maxBytes` and `MAX_HEADER_LINES`, and dropped. */
+async function trailers(reader: Reader, maxBytes: number, origin: string): Promise<void> {
+  const start = reader.consumed;
+  for (let n = 0;; n++) {
+    const budget = maxBytes - (reader.consumed - start);
     let text: string | null;
     try {
-      text = await reader.line(limit);
+      text = await reader.line(budget);
     } catch (e) {
       if (!(e instanceof LineError)) throw e;
       throw invalid(
         origin,
-        e.reason === "long" ? `${what} is longer than ${limit} bytes` : `body ended inside ${what}`,
+        e.reason === "long"
+          ? `the trailer section is longer than ${maxBytes} bytes`
+          : "body ended inside the trailer section",
       );
     }
-    if (text === null) throw invalid(origin, `body ended before ${what}`);
-    return text;
-  };
-  return async () => {
-    while (left === 0) {
-      if (done) return null;
-      if (chunks > 0) await crlf();
-      const size = /^([0-9A-Fa-f]{1,13})[ \t]*(?:;.*)?$/.exec(
-        await line(MAX_CHUNK_LINE_BYTES, "a chunk-size line"),
-      );
-      if (size === null) throw invalid(origin, `malformed chunk size in chunk ${chunks + 1}`);
-      chunks++;
-      left = parseInt(size[1]!, 16);
-      if (left === 0) {
-        await trailers();
-        done = true;
-      }
-    }
-    const chunk = await reader.bytes(Math.min(left, BUFFER_BYTES));
-    if (chunk === null) throw invalid(origin, `body ended inside chunk ${chunks}`);
-    left -= chunk.length;
-    return chunk;
-  };
-
-  /** The line end after a chunk's data: anything else means the data was longer. */
-  async function crlf(): Promise<void> {
-    let text: string | null;
-    try {
-      text = await reader.line(2);
-    } catch (e) {
-      if (!(e instanceof LineError)) throw e;
-      if (e.reason === "eof") throw invalid(origin, `body ended after chunk ${chunks}`);
-      text = "?"; // more than a line end: the data went on past the size
-    }
-    if (text === null) throw invalid(origin, `body ended after chunk ${chunks}`);
-    if (text !== "") throw invalid(origin, `chunk ${chunks} is longer than its size`);
-  }
-
-  async function trailers(): Promise<void> {
-    const start = reader.consumed;
-    for (let n = 0;; n++) {
-      const budget = maxTrailerBytes - (reader.consumed - start);
-      if ((await line(budget, "the trailer section")) === "") return;
-      if (n === MAX_HEADER_LINES) {
-        throw invalid(origin, `more than ${MAX_HEADER_LINES} trailer lines`);
-      }
+    if (text === null) throw invalid(origin, "body ended before the trailer section");
+    if (text === "") return;
+    if (n === MAX_HEADER_LINES) {
+      throw invalid(origin, `more than ${MAX_HEADER_LINES} trailer lines`);
     }
   }
 }

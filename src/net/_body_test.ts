@@ -239,6 +239,20 @@ const BAD_BODY: Array<[string, string, RegExp]> = [
   ["3\r\nabc\r\n", "no last chunk", /body ended before a chunk-size line/],
   ["3\r\nabc", "cut after the data", /body ended after chunk 1/],
   ["3;" + "x".repeat(5000) + "\r\nabc\r\n0\r\n\r\n", "long extension", /longer than 4096/],
+  ["3;a\rb\r\nabc\r\n0\r\n\r\n", "CR inside an extension", /malformed chunk size in chunk 1/],
+  ["3;a\r\r\nabc\r\n0\r\n\r\n", "CR CR LF", /malformed chunk size in chunk 1/],
+  ["3 3\r\nabc\r\n0\r\n\r\n", "two sizes", /malformed chunk size in chunk 1/],
+  ["\r\n", "empty size line", /malformed chunk size in chunk 1/],
+  [
+    "1\r\na\r\n3\r\nabc\rX\r\n0\r\n\r\n",
+    "CR then data after a chunk",
+    /chunk 2 is longer than its size/,
+  ],
+  ["1\r\na\r\n0000000000000000\r\n", "16 zeros", /malformed chunk size in chunk 2/],
+  ["3;x", "cut inside an extension", /body ended inside a chunk-size line/],
+  ["3\r", "cut after a size line's CR", /body ended inside a chunk-size line/],
+  ["3\r\nabc\r", "cut after the data's CR", /body ended after chunk 1/],
+  ["0\r\nX: " + "a".repeat(17000) + "\r\n\r\n", "17 KiB trailer", /trailer section is longer/],
   ["0\r\nX: 1\r\n", "cut in the trailers", /body ended before the trailer section/],
   ["0\r\n" + "X: 1\r\n".repeat(101) + "\r\n", "101 trailer lines", /more than 100 trailer/],
 ];
@@ -250,6 +264,74 @@ test("bodyStream() errors the stream for a bad chunked body, never a short body"
   }
   const cut = await failure("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b");
   assert.match(cut.message, /body ended after 10 of 100 bytes/);
+});
+
+test("bodyStream() bounds a chunk-size line at 4096 bytes, line end included, at any split", async () => {
+  const head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const line = (n: number) => "3;" + "e".repeat(n - 4) + "\r\n"; // n bytes in all
+  assert.is(line(4096).length, 4096);
+  const exact = latin1(head + line(4096) + "abc\r\n" + line(4096).replace("3", "0") + "\r\n");
+  const over = latin1(head + line(4097) + "abc\r\n0\r\n\r\n");
+  for (const size of [1, 7, 100, 4095, 4096, 4097, 16 * 1024, 64 * 1024]) {
+    const pieces = (b: Uint8Array) =>
+      Array.from(
+        { length: Math.ceil(b.length / size) },
+        (_, i) => b.subarray(i * size, (i + 1) * size),
+      );
+    assert.is((await parse(pieces(exact))).body, "abc", `4096 bytes, reads of ${size}`);
+    try {
+      await parse(pieces(over));
+      assert.unreachable("a line of 4097 bytes was accepted");
+    } catch (e) {
+      assert.instance(e, TypeError);
+      assert.match((e as Error).message, /a chunk-size line is longer than 4096 bytes/);
+    }
+  }
+});
+
+test("bodyStream() gives the data of all the chunks in one read as one piece", async () => {
+  const head = latin1("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+  const wire = latin1("1\r\na\r\n".repeat(65_536) + "0\r\n\r\n");
+  const reader = new Reader(scripted([head, wire]));
+  const link: BodyLink = { origin: ORIGIN, close() {}, whenStopped() {} };
+  const frame = framing(await readHead(reader, 1024, ORIGIN), "GET", ORIGIN);
+  assert.is(frame.kind, "chunked");
+  if (frame.kind === "none") return;
+  const body = bodyStream(link, reader, frame, 1024).getReader();
+  const sizes: number[] = [];
+  for (let r = await body.read(); !r.done; r = await body.read()) {
+    assert.ok(r.value.every((b) => b === 0x61));
+    assert.is(r.value.buffer.byteLength, r.value.length, "each piece has a buffer of its own size");
+    sizes.push(r.value.length);
+  }
+  assert.is(sizes.reduce((a, b) => a + b, 0), 65_536);
+  // One piece per 16 KiB read (6 wire bytes per data byte); the 25th read holds the last chunk.
+  assert.is(sizes.length, 24);
+  assert.ok(sizes.every((n) => n === 2730 || n === 2731), String(sizes));
+});
+
+test("bodyStream() gives the data before a framing error, then the error", async () => {
+  const wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\nzz\r\n";
+  const reader = new Reader(scripted([latin1(wire)]));
+  const link: BodyLink & { closed: number } = {
+    origin: ORIGIN,
+    closed: 0,
+    close() {
+      this.closed++;
+    },
+    whenStopped() {},
+  };
+  const frame = framing(await readHead(reader, 1024, ORIGIN), "GET", ORIGIN);
+  if (frame.kind === "none") return assert.unreachable();
+  const body = bodyStream(link, reader, frame, 1024).getReader();
+  assert.equal(await body.read(), { done: false, value: latin1("abc") });
+  try {
+    await body.read();
+    assert.unreachable("read past a malformed size");
+  } catch (e) {
+    assert.match((e as Error).message, /malformed chunk size in chunk 3/);
+  }
+  assert.is(link.closed, 1);
 });
 
 test("Reader hands out body bytes one read at a time, never ahead of the caller", async () => {

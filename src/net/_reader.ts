@@ -1,6 +1,7 @@
 /**
- * Buffered reading of one response from a socket: bounded lines for the head and the chunked
- * framing, and bytes on demand for the body. It never holds more than its one buffer.
+ * Buffered reading of one response from a socket: bounded lines for the head and the trailers,
+ * bytes on demand for the body, and a view of the buffered bytes for the chunked framing to
+ * parse in place. It never holds more than its one buffer.
  */
 
 /** The buffer's size, and so the largest body chunk handed out: 16 KiB. */
@@ -24,8 +25,27 @@ export class Reader {
     this.#buf = new Uint8Array(size);
   }
 
-  /** Refills the (empty) buffer; false at the end of the stream. */
-  async #fill(): Promise<boolean> {
+  /** Bytes read from the socket and not yet handed out. */
+  get buffered(): number {
+    return this.#end - this.#pos;
+  }
+
+  /**
+   * The buffered bytes, in place: valid until the next `skip`, `refill`, `line` or `bytes`. The
+   * caller may overwrite the bytes it then skips (the chunked body moves its data over them).
+   */
+  peek(): Uint8Array {
+    return this.#buf.subarray(this.#pos, this.#end);
+  }
+
+  /** Hands out the first `n` buffered bytes (`n` at most `buffered`), read in place by `peek`. */
+  skip(n: number): void {
+    this.#pos += n;
+    this.consumed += n;
+  }
+
+  /** Refills the buffer, which must be empty (`buffered` 0); false at the end of the stream. */
+  async refill(): Promise<boolean> {
     this.#pos = this.#end = 0;
     const n = await this.#read(this.#buf);
     if (n === null || n === 0) return false;
@@ -42,7 +62,7 @@ export class Reader {
     let text = "";
     let size = 0;
     for (;;) {
-      if (this.#pos === this.#end && !(await this.#fill())) {
+      if (this.#pos === this.#end && !(await this.refill())) {
         if (size === 0) return null;
         throw new LineError("eof");
       }
@@ -59,7 +79,7 @@ export class Reader {
 
   /** Up to `max` bytes (a fresh copy), or null at the end of the stream. */
   async bytes(max: number): Promise<Uint8Array | null> {
-    if (this.#pos === this.#end && !(await this.#fill())) return null;
+    if (this.#pos === this.#end && !(await this.refill())) return null;
     const n = Math.min(this.#end - this.#pos, max);
     const out = this.#buf.slice(this.#pos, this.#pos + n);
     this.#pos += n;

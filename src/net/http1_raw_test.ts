@@ -169,6 +169,64 @@ test("http1Fetch() errors the body stream when the server closes early or breaks
   }
 });
 
+/** Reads `res`'s body as postForm does: pieces counted, cancelled once past `maxBytes`. */
+async function readBounded(res: Response, maxBytes: number) {
+  const reader = res.body!.getReader();
+  let total = 0;
+  let pieces = 0;
+  for (;;) {
+    const step = await reader.read();
+    if (step.done) return { total, pieces, cancelled: false };
+    total += step.value.length;
+    pieces++;
+    if (total > maxBytes) {
+      await reader.cancel();
+      return { total, pieces, cancelled: true };
+    }
+  }
+}
+
+test("http1Fetch() gives 65,536 one-byte chunks in a few pieces, not one per chunk", async () => {
+  const wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+    "1\r\na\r\n".repeat(65_536) + "0\r\nX-T: 1\r\n\r\n";
+  await withRaw(reply([wire]), async (url) => {
+    const whole = await readBounded(await post(url), 64 * 1024);
+    assert.equal({ total: whole.total, cancelled: whole.cancelled }, {
+      total: 65_536,
+      cancelled: false,
+    });
+    assert.ok(whole.pieces <= 64, `${whole.pieces} pieces`);
+    const cut = await readBounded(await post(url), 1000);
+    assert.ok(cut.cancelled && cut.pieces === 1, `${cut.pieces} pieces, ${cut.total} bytes`);
+  });
+});
+
+test("http1Fetch() fails an endless chunk extension after 4096 bytes and closes the socket", async () => {
+  let written = 0;
+  let closed: Promise<boolean> | undefined;
+  await withRaw(async (conn) => {
+    await readRequest(conn);
+    await conn.write(latin1("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;ext="));
+    const block = new Uint8Array(64 * 1024).fill(0x61);
+    try {
+      for (;;) written += await conn.write(block);
+    } catch {
+      closed = Promise.resolve(true);
+    }
+  }, async (url) => {
+    const res = await post(url);
+    const t0 = performance.now();
+    const e = await rejection(res.text());
+    const ms = performance.now() - t0;
+    assert.instance(e, TypeError);
+    assert.match((e as Error).message, /a chunk-size line is longer than 4096 bytes$/);
+    assert.ok(ms < 1000, `${ms} ms`);
+    for (let i = 0; i < 100 && closed === undefined; i++) await delay(10);
+    assert.ok(closed !== undefined, "the server's writes failed: the client closed");
+    assert.ok(written < 64 * 1024 * 1024, `${written} bytes written before the close`);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // Cancellation and time limits
 
