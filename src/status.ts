@@ -1,8 +1,10 @@
 /**
  * `linkd status`: what a technician or a script needs to know, never a secret.
  * Damage anywhere (store, OTP, identity, tokens) is reported as `store.ok: false` with one line
- * of detail, never as a crash.
+ * of detail, never as a crash. `access_expires_at` is whole Unix milliseconds (an integer, as on
+ * the bus) or null.
  */
+import { wallMs } from "./bus/payloads.ts";
 import { toHex } from "./bytes.ts";
 import type { Device } from "./device.ts";
 import { isLinkdError } from "./errors.ts";
@@ -66,7 +68,7 @@ export function statusReport(device: Device): StatusReport {
             if (t.client_id === id.identity.client_id) {
               r.linked = true;
               r.scopes = [...t.scopes];
-              r.access_expires_at = t.expires_at;
+              r.access_expires_at = wallMs(t.expires_at);
             } else problems.push("tokens of another client id are ignored");
           }
         } catch (e) {

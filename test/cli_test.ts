@@ -1046,6 +1046,54 @@ test("linked stays true while a refresh token is held, even after the access tok
   assertNoSecretInFlash(d);
 });
 
+test("status --json: access_expires_at is an integer; a token record with a float time is damage, never printed", async () => {
+  const d = copyDevice(signed(), work);
+  const clientId = signedReport.client_id as string;
+  // A Unix-millisecond time beyond 2^32, as every real one is: a JSON integer literal.
+  const expiresAt = 1_764_000_000_123;
+  putTokens(d, {
+    access: randomToken("Atza|", 80),
+    refresh: randomToken("Atzr|", 80),
+    scopes: ["alexa:all"],
+    expiresAt,
+    clientId,
+  });
+  const j = await status(d);
+  assert.match(j.stdout, /"access_expires_at":1764000000123[,}]/);
+  const s = oneJsonLine(j);
+  assert.is(s.access_expires_at, expiresAt);
+  assert.ok(Number.isSafeInteger(s.access_expires_at), "an integer");
+
+  // Written by something that was not linkd's token record code: a fractional expires_at.
+  const access = randomToken("Atza|", 80);
+  withDevice(d, (device) =>
+    device.vault().put(
+      RecordType.TOKENS,
+      encodeCbor({
+        access_token: access,
+        refresh_token: randomToken("Atzr|", 80),
+        token_type: "bearer",
+        scopes: ["alexa:all"],
+        expires_in: 3600,
+        obtained_at: 1_763_999_996_523,
+        expires_at: 1_764_000_000_123.4567,
+        client_id: clientId,
+      }),
+    ));
+  const [bad, human] = await Promise.all([status(d), status(d, false)]);
+  assert.not.match(bad.stdout, /1764000000123\.4/, "the float is never printed");
+  const b = oneJsonLine(bad);
+  assert.is(b.access_expires_at, null);
+  assert.is(b.linked, false);
+  assert.is((b.store as { ok: boolean }).ok, false);
+  assert.match(String((b.store as { detail?: string }).detail), /expires_at/);
+  assertOk(human);
+  for (const r of [bad, human]) {
+    assertNoSecretIn(r.stdout + r.stderr, show(r));
+    assert.not.ok((r.stdout + r.stderr).includes(access.slice(5, 40)), show(r));
+  }
+});
+
 // ---- section 1: damage is reported, never a crash ---------------------------------------------
 
 function flipAt(path: string, offset: number, mask = 0x01): void {

@@ -82,7 +82,7 @@ export interface Bus {
   publishSegment(x: Segment | null): Promise<void>;
   /** `P/display`, retained while pairing; null clears it. */
   publishDisplay(x: Display | null): Promise<void>;
-  /** Sets the one handler of `P/cmd/pair`, `P/cmd/logout` and `P/cmd/token`. */
+  /** Sets the one handler of every `P/cmd/<name>` of COMMANDS (pair, logout, token, refresh). */
   onCommand(handler: CommandHandler): void;
   /** Publishes `finalState` (default `offline`), disconnects cleanly, stops reconnecting. */
   close(finalState?: LinkState): Promise<void>;
@@ -114,7 +114,12 @@ export interface BusOptions {
   protocolVersion?: 4 | 5;
   /** Reconnect delays in seconds before jitter (default RECONNECT_TABLE_S). */
   reconnectTableS?: readonly number[];
-  /** Per command name (default DEFAULT_COMMAND_RATE). */
+  /**
+   * Per command name (default DEFAULT_COMMAND_RATE). It must stay looser than the contract's
+   * one refresh per 30 s: the link controller limits real refreshes itself (a `cmd/refresh`
+   * joins the refresh in flight, or is answered `rate_limited`), so under a flood the bus must
+   * still let a `cmd/refresh` through at least every 30 s, and it answers all the others.
+   */
   commandRate?: RateLimit;
   /** How long a command handler may take before the reply is `timeout` (default 30 s). */
   handlerTimeoutMs?: number;
@@ -639,7 +644,7 @@ class MqttBus implements Bus {
     }
     const handler = this.#handler;
     if (!handler) {
-      return reply(errorReply("unavailable", "linkd is not serving commands yet"));
+      return reply(errorReply(BusCode.UNAVAILABLE, "linkd is not serving commands yet"));
     }
     return reply(await this.#runHandler(handler, name, parsed.options));
   }

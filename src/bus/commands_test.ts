@@ -177,6 +177,27 @@ test("hostile commands each get a coded error reply, and a valid cmd/pair is ans
   assert.equal(r.calls.at(-1), ["pair", { lang: "de-DE" }]);
 });
 
+test("cmd/refresh reaches the handler with its reason; a reason that is not short text is bad_request", async () => {
+  const r = await rig();
+  assert.equal((await r.ask("refresh", encodeCbor({ reason: "rejected" }), "r1")).cbor, {
+    ok: true,
+  });
+  assert.equal((await r.ask("refresh", new Uint8Array(0), "r2")).cbor, { ok: true });
+  assert.equal((await r.ask("refresh", encodeCbor({ reason: "avs-403", x: 1 }), "r3")).cbor, {
+    ok: true,
+  });
+  assert.is(errorCode(await r.ask("refresh", encodeCbor({ reason: 403 }), "r4")), "bad_request");
+  assert.is(
+    errorCode(await r.ask("refresh", encodeCbor({ reason: "x".repeat(65) }), "r5")),
+    "bad_request",
+  );
+  assert.equal(r.calls, [
+    ["refresh", { reason: "rejected" }],
+    ["refresh", {}],
+    ["refresh", { reason: "avs-403" }],
+  ]);
+});
+
 test("a command without a response topic runs and is not answered; a foreign response topic is never published to", async () => {
   const r = await rig();
   const watcher = await Peer.open({ port: r.broker.port });

@@ -3,17 +3,29 @@
  * command passes before linkd acts on it.
  *
  * Outgoing payloads are rebuilt key by key from the contract, so a field linkd keeps for itself
- * never reaches the bus by accident. Incoming commands are untrusted bytes: bounded, checked for
- * plain CBOR (one well-formed item, maps with text keys, no tags), then typed option by option.
+ * never reaches the bus by accident. Every `*_at` and `since` leaves here as a non-negative
+ * integer of at most 2^53 - 1 (CBOR major type 0: src/cbor.ts writes whole numbers above 32 bits
+ * as integers, where cbor-x alone would write a float64) and `expires_in` as whole seconds;
+ * a time that is not a finite number is left out rather than sent as a float.
+ *
+ * Incoming commands are untrusted bytes: bounded, checked for plain CBOR (one well-formed item,
+ * maps with text keys, no tags), then typed option by option.
  * Every refusal is a `BusProblem` with a stable code; nothing here throws on hostile input.
  */
 import { decodeCbor } from "../cbor.ts";
-import type { AccessToken, LinkState, PairingInfo } from "../link/controller.ts";
+import type { AccessToken, AccountInfo, LinkState, PairingInfo } from "../link/controller.ts";
 import type { Capabilities } from "../link/scope_book.ts";
 
 /** The commands of `P/cmd/<name>`. */
-export const COMMANDS = ["pair", "logout", "token"] as const;
+export const COMMANDS = ["pair", "logout", "token", "refresh"] as const;
 export type CommandName = typeof COMMANDS[number];
+
+/**
+ * The reasons `cmd/refresh` knows. `rejected`: a resource server (AVS, Music) refused the
+ * current access token. Any other text is taken as `rejected` (refreshReason()).
+ */
+export const REFRESH_REASONS = ["rejected"] as const;
+export type RefreshReason = typeof REFRESH_REASONS[number];
 
 /** The largest command payload linkd decodes, in bytes; a larger one is refused unread. */
 export const MAX_COMMAND_BYTES = 4096;
@@ -38,6 +50,8 @@ export const BusCode = {
   TIMEOUT: "timeout",
   /** The handler failed; the message names no secret. */
   INTERNAL: "internal",
+  /** A command arrived before linkd set its handler (the first moments of a boot). */
+  UNAVAILABLE: "unavailable",
 } as const;
 
 export interface BusProblem {
@@ -94,11 +108,53 @@ export function errorReply(code: string, message: string): Reply {
   return { ok: false, error: { code, message } };
 }
 
+/** The `reason` option of `cmd/refresh` as linkd acts on it: absent or unknown is `rejected`. */
+export function refreshReason(v: unknown): RefreshReason {
+  return (REFRESH_REASONS as readonly unknown[]).includes(v) ? v as RefreshReason : "rejected";
+}
+
+// ── times ────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * A wall-clock time (`*_at`, `since`) as the contract writes it: whole Unix milliseconds, a
+ * CBOR major type 0 integer. Null when `v` is not a finite, non-negative number whose floor is
+ * a safe integer (beyond 2^53 - 1 the encoder could only write a float).
+ */
+export function wallMs(v: unknown): number | null {
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0) return null;
+  const ms = Math.floor(v) + 0; // + 0: never -0
+  return Number.isSafeInteger(ms) ? ms : null;
+}
+
+/** Seconds from now (`expires_in`) as whole seconds, 0 once past; null when not a number. */
+export function wholeSeconds(v: unknown): number | null {
+  if (typeof v !== "number" || !Number.isFinite(v)) return null;
+  const s = Math.max(0, Math.floor(v)) + 0;
+  return Number.isSafeInteger(s) ? s : null;
+}
+
+/** Sets `o[key]` unless `v` is null: a time that cannot go out as an integer is left out. */
+function put(o: Record<string, unknown>, key: string, v: number | null): void {
+  if (v !== null) o[key] = v;
+}
+
 // ── outgoing ─────────────────────────────────────────────────────────────────────────────────
 
 export function statePayload(s: LinkState): Record<string, unknown> {
-  const o: Record<string, unknown> = { state: s.state, since: s.since, scopes: [...s.scopes] };
+  const o: Record<string, unknown> = { state: s.state };
+  put(o, "since", wallMs(s.since));
+  o.scopes = [...s.scopes];
   if (s.error) o.error = { code: s.error.code, message: s.error.message };
+  const account = accountPayload(s.account);
+  if (account) o.account = account;
+  return o;
+}
+
+/** `account` of `P/state`: `{fingerprint, previous?}`, text only; anything else is left out. */
+function accountPayload(a: AccountInfo | undefined): Record<string, unknown> | null {
+  if (a === undefined || a === null || typeof a.fingerprint !== "string") return null;
+  const o: Record<string, unknown> = { fingerprint: a.fingerprint };
+  if (typeof a.previous === "string") o.previous = a.previous;
   return o;
 }
 
@@ -115,20 +171,22 @@ export function pairingPayload(p: PairingInfo): Record<string, unknown> {
   if (p.verification_uri_complete !== undefined) {
     o.verification_uri_complete = p.verification_uri_complete;
   }
-  o.expires_at = p.expires_at;
-  o.expires_in = p.expires_in;
+  put(o, "expires_at", wallMs(p.expires_at));
+  put(o, "expires_in", wholeSeconds(p.expires_in));
   o.interval = p.interval;
   return o;
 }
 
+/** `P/token`, and the reply to `cmd/token`: never the refresh token. */
 export function tokenPayload(t: AccessToken): Record<string, unknown> {
-  return {
+  const o: Record<string, unknown> = {
     access_token: t.access_token,
     token_type: t.token_type,
     scopes: [...t.scopes],
-    expires_at: t.expires_at,
-    expires_in: t.expires_in,
   };
+  put(o, "expires_at", wallMs(t.expires_at));
+  put(o, "expires_in", wholeSeconds(t.expires_in));
+  return o;
 }
 
 export function capabilitiesPayload(c: Capabilities): Record<string, unknown> {
@@ -171,6 +229,8 @@ export const COMMAND_OPTIONS: Readonly<Record<CommandName, Readonly<Record<strin
     pair: { lang: "text" },
     logout: {},
     token: {},
+    /** `reason`: why the token is to be refreshed (REFRESH_REASONS; other text is `rejected`). */
+    refresh: { reason: "text" },
   };
 
 const MAX_OPTION_TEXT = 64;

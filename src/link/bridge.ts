@@ -4,15 +4,31 @@
  *   in the order they happened (one publish queue);
  * - a pairing code is shown by the presenter (voice, segment LEDs, screen, terminal), whose
  *   payloads go to their topics; the end of pairing clears them;
- * - commands from the bus (`pair`, `logout`, `token`) reach the controller;
+ * - commands from the bus (`pair`, `logout`, `token`, `refresh`) reach the controller; a
+ *   `refresh` is answered `{ok: true}` once the token was refreshed, or with the controller's
+ *   reason why not (`not_linked`, `rate_limited`, `invalid_grant`, `network`, ...);
  * - after a reconnect the retained state, capabilities and pairing code and a valid token are
  *   published again.
  * A failing publish or output is logged (never with a payload) and never stops the others.
  */
 import type { Bus } from "../bus/bus.ts";
-import { type CommandReply, errorReply, okReply } from "../bus/payloads.ts";
+import {
+  type CommandName,
+  type CommandOptions,
+  type CommandReply,
+  errorReply,
+  okReply,
+  refreshReason,
+  type Reply,
+} from "../bus/payloads.ts";
 import type { Presenter } from "../present/outputs.ts";
-import type { LinkController, LinkListener, LinkState, PairingInfo } from "./controller.ts";
+import type {
+  LinkController,
+  LinkListener,
+  LinkProblem,
+  LinkState,
+  PairingInfo,
+} from "./controller.ts";
 import type { Capabilities } from "./scope_book.ts";
 
 export interface BridgeOptions {
@@ -58,7 +74,7 @@ export class LinkBridge {
   /** Starts serving bus commands with `ctl`. */
   attach(ctl: LinkController): void {
     this.#ctl = ctl;
-    this.#o.bus.onCommand((cmd) => this.#command(cmd));
+    this.#o.bus.onCommand((cmd, options) => this.#command(cmd, options));
   }
 
   /** After a reconnect: the retained topics and a valid token again. */
@@ -85,7 +101,7 @@ export class LinkBridge {
     return this.#queue;
   }
 
-  async #command(cmd: "pair" | "logout" | "token"): Promise<CommandReply> {
+  async #command(cmd: CommandName, options: CommandOptions): Promise<CommandReply> {
     const ctl = this.#ctl;
     if (!ctl) return errorReply("not_ready", "linkd is starting");
     switch (cmd) {
@@ -98,6 +114,8 @@ export class LinkBridge {
       case "token":
         return ctl.currentToken() ??
           errorReply("no_token", "No valid access token: not linked, or a refresh is under way");
+      case "refresh":
+        return refreshReply(await ctl.refreshNow(refreshReason(options.reason)));
     }
   }
 
@@ -107,4 +125,15 @@ export class LinkBridge {
       this.#o.log?.(`linkd: publishing ${what} failed (${why})`);
     });
   }
+}
+
+/**
+ * The reply to `cmd/refresh`: ok once refreshed, else the controller's problem as the error.
+ * A problem without a text code is the controller's bug, answered `internal`.
+ */
+export function refreshReply(p: LinkProblem | null): Reply {
+  if (p === null) return okReply();
+  const code = typeof p?.code === "string" && p.code !== "" ? p.code.slice(0, 64) : "internal";
+  const message = typeof p?.message === "string" ? p.message.slice(0, 200) : "The refresh failed";
+  return errorReply(code, message);
 }

@@ -2,10 +2,11 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import type { Bus, CommandHandler } from "../bus/bus.ts";
+import type { CommandName, CommandOptions } from "../bus/payloads.ts";
 import { FakeClock } from "../clock.ts";
 import { Presenter } from "../present/outputs.ts";
-import { LinkBridge } from "./bridge.ts";
-import type { AccessToken, LinkController, PairingInfo } from "./controller.ts";
+import { LinkBridge, refreshReply } from "./bridge.ts";
+import type { AccessToken, LinkController, LinkProblem, PairingInfo } from "./controller.ts";
 
 function recordingBus(fail = new Set<string>()) {
   const log: string[] = [];
@@ -28,7 +29,11 @@ function recordingBus(fail = new Set<string>()) {
     onCommand: (h) => void (handler = h),
     close: () => Promise.resolve(),
   };
-  return { bus, log, command: (c: "pair" | "logout" | "token") => handler!(c, {}) };
+  return {
+    bus,
+    log,
+    command: (c: CommandName, options: CommandOptions = {}) => handler!(c, options),
+  };
 }
 
 const PAIRING: PairingInfo = {
@@ -46,12 +51,16 @@ const TOKEN: AccessToken = {
   expires_in: 60,
 };
 
-function fakeController(token: AccessToken | null) {
+/** A controller that records its calls; `refreshNow` answers with `answers` in turn (then null). */
+function fakeController(token: AccessToken | null, answers: (LinkProblem | null)[] = []) {
   const calls: string[] = [];
   const ctl = {
     currentToken: () => token,
     pair: () => (calls.push("pair"), Promise.resolve()),
     logout: () => (calls.push("logout"), Promise.resolve()),
+    refreshNow: (reason?: string) => (
+      calls.push(`refresh:${reason}`), Promise.resolve(answers.shift() ?? null)
+    ),
   } as unknown as LinkController;
   return { ctl, calls };
 }
@@ -114,6 +123,56 @@ test("LinkBridge answers commands through the controller", async () => {
   const t = await command("token");
   assert.equal((t as { ok: boolean; error: { code: string } }).error.code, "no_token");
   assert.equal(calls, ["pair", "logout"]);
+});
+
+test("LinkBridge answers cmd/refresh from refreshNow(): ok once refreshed, else the problem", async () => {
+  const { bus, command } = recordingBus();
+  const bridge = new LinkBridge({ bus, presenter: presenter(bus) });
+  const invalidGrant = {
+    code: "invalid_grant",
+    message: "The grant is gone: the speaker was deregistered; pair again",
+  };
+  const { ctl, calls } = fakeController(TOKEN, [
+    null,
+    { code: "rate_limited", message: "Refreshed 3 s ago: at most one refresh per 30 s" },
+    invalidGrant,
+    { code: "not_linked", message: "Not linked: there is no token to refresh" },
+  ]);
+  bridge.attach(ctl);
+  assert.equal(await command("refresh", { reason: "rejected" }), { ok: true });
+  const limited = await command("refresh", {});
+  assert.equal((limited as { error: { code: string } }).error.code, "rate_limited");
+  assert.equal(await command("refresh", { reason: "music-401" }), {
+    ok: false,
+    error: invalidGrant,
+  });
+  assert.equal(await command("refresh"), {
+    ok: false,
+    error: { code: "not_linked", message: "Not linked: there is no token to refresh" },
+  });
+  // An absent or unknown reason reaches the controller as "rejected".
+  assert.equal(calls, [
+    "refresh:rejected",
+    "refresh:rejected",
+    "refresh:rejected",
+    "refresh:rejected",
+  ]);
+});
+
+test("refreshReply(): a broken problem is internal, never a throw; long texts are cut", () => {
+  assert.equal(refreshReply(null), { ok: true });
+  assert.equal(refreshReply({ code: "network", message: "Cannot reach the server (refused)" }), {
+    ok: false,
+    error: { code: "network", message: "Cannot reach the server (refused)" },
+  });
+  for (const p of [{}, { code: 5, message: 6 }, { code: "" }, "x", 7]) {
+    const r = refreshReply(p as unknown as LinkProblem);
+    assert.is(r.ok, false);
+    assert.is(r.error?.code, "internal", JSON.stringify(p));
+    assert.type(r.error?.message, "string");
+  }
+  const long = refreshReply({ code: "c".repeat(100), message: "m".repeat(1000) });
+  assert.equal([long.error?.code.length, long.error?.message.length], [64, 200]);
 });
 
 test.run();
