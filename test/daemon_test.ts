@@ -6,6 +6,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { type AuthServer, startAuthServer } from "../src/authserver/server.ts";
 import { Peer, type PeerMessage } from "../src/bus/_testing.ts";
+import { encodeCbor } from "../src/cbor.ts";
 import { haveMosquitto, type Mosquitto, startMosquitto } from "./support/broker.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -129,6 +130,84 @@ run(
           c.kill("SIGKILL");
         } catch { /* already gone */ }
         await c.output().catch(() => {});
+      }
+      await peer?.close();
+      await broker?.stop();
+      await auth.close();
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
+
+let asked = 0;
+/** Sends `P/cmd/<cmd>` as the audio subsystem does and waits for its reply on its own topic. */
+async function ask(p: Peer, cmd: string, payload: Uint8Array): Promise<PeerMessage> {
+  const topic = `linkd/reply/audio/${cmd}-${++asked}`;
+  const rc = await p.publish({
+    topic: `linkd/cmd/${cmd}`,
+    payload,
+    qos: 1,
+    responseTopic: topic,
+    correlation: new TextEncoder().encode(topic),
+  });
+  assert.is(rc, 0);
+  return await p.waitFor(() => messages(p, topic)[0], 15_000);
+}
+
+run(
+  "linkd run: P/cmd/refresh {reason: rejected} after a revocation says unlinked within seconds",
+  async () => {
+    const dir = Deno.makeTempDirSync({ prefix: "linkd-revoked-" });
+    const auth = startAuthServer({ clients: [{ clientId: CLIENT, interval: 1 }] });
+    let broker: Mosquitto | null = null;
+    let peer: Peer | null = null;
+    let daemon: Deno.ChildProcess | null = null;
+    try {
+      broker = await startMosquitto();
+      writeConfig(dir, auth, broker, []);
+      const prov = await linkd(
+        ["provision", "--config", "linkd.json", "--serial", "SN-D2", "--product-id", "p"]
+          .concat(["--client-id", CLIENT]),
+        dir,
+      ).output();
+      assert.is(prov.code, 0, new TextDecoder().decode(prov.stderr));
+      peer = await Peer.open({ port: broker.port, clientId: "audio" });
+      const p = peer;
+      await p.subscribe("linkd/#", { qos: 1, rap: true });
+      daemon = linkd(["run", "--config", "linkd.json"], dir);
+      const pairing = await p.waitFor(
+        () =>
+          messages(p, "linkd/pairing").find((m) => (m.cbor as { user_code?: string })?.user_code),
+        15_000,
+      );
+      assert.ok(auth.state.approve((pairing.cbor as { user_code: string }).user_code));
+      await p.waitFor(() => (states(p).at(-1) === "linked" ? true : undefined), 15_000);
+
+      // The user deregistered the speaker; the pipeline's next AVS call is refused.
+      assert.ok(auth.state.revokeClient(CLIENT) > 0);
+      const refreshesBefore = auth.state.stats().refresh;
+      const t0 = performance.now();
+      const reply = await ask(p, "refresh", encodeCbor({ reason: "rejected" }));
+      await p.waitFor(() => (states(p).at(-1) === "unlinked" ? true : undefined), 15_000);
+      const seconds = (performance.now() - t0) / 1000;
+      assert.equal(reply.cbor, {
+        ok: false,
+        error: {
+          code: "invalid_grant",
+          message: (reply.cbor as { error: { message: string } }).error.message,
+        },
+      });
+      assert.is(auth.state.stats().refresh, refreshesBefore + 1, "one refresh request");
+      console.log(`      cmd/refresh -> unlinked after a revocation: ${seconds.toFixed(3)} s`);
+      const st = await linkd(["status", "--config", "linkd.json", "--json"], dir).output();
+      assert.is(JSON.parse(new TextDecoder().decode(st.stdout)).linked, false, "tokens wiped");
+      daemon.kill("SIGTERM");
+      assert.is((await daemon.status).code, 0);
+      daemon = null;
+    } finally {
+      if (daemon) {
+        daemon.kill("SIGKILL");
+        await daemon.output().catch(() => {});
       }
       await peer?.close();
       await broker?.stop();
