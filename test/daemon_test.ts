@@ -38,6 +38,22 @@ function writeConfig(dir: string, auth: AuthServer, broker: Mosquitto, outputs: 
   );
 }
 
+/** Provisions the device of `dir` as the factory line does (exit 0 or the test fails). */
+async function provision(dir: string, serial: string): Promise<void> {
+  const args = ["--config", "linkd.json", "--serial", serial, "--product-id", "p"];
+  const prov = await linkd(["provision", ...args, "--client-id", CLIENT], dir).output();
+  assert.is(prov.code, 0, new TextDecoder().decode(prov.stderr));
+}
+
+/** The user enters the code the speaker shows on `P/pairing`. */
+async function approveShownCode(p: Peer, auth: AuthServer): Promise<void> {
+  const pairing = await p.waitFor(
+    () => messages(p, "linkd/pairing").find((m) => (m.cbor as { user_code?: string })?.user_code),
+    15_000,
+  );
+  assert.ok(auth.state.approve((pairing.cbor as { user_code: string }).user_code));
+}
+
 const messages = (peer: Peer, topic: string): PeerMessage[] =>
   (peer.events as unknown as PeerMessage[]).filter((e) => e.ev === "message" && e.topic === topic);
 const states = (peer: Peer) =>
@@ -54,33 +70,14 @@ run(
     try {
       broker = await startMosquitto();
       writeConfig(dir, auth, broker, ["voice", "segment", "screen"]);
-      const prov = await linkd(
-        [
-          "provision",
-          "--config",
-          "linkd.json",
-          "--serial",
-          "SN-D1",
-          "--product-id",
-          "p",
-          "--client-id",
-          CLIENT,
-        ],
-        dir,
-      ).output();
-      assert.is(prov.code, 0, new TextDecoder().decode(prov.stderr));
+      await provision(dir, "SN-D1");
 
       peer = await Peer.open({ port: broker.port, clientId: "audio" });
       const p = peer;
       await p.subscribe("linkd/#", { qos: 1, rap: true });
       const first = linkd(["run", "--config", "linkd.json"], dir);
       children.push(first);
-      const pairing = await p.waitFor(
-        () =>
-          messages(p, "linkd/pairing").find((m) => (m.cbor as { user_code?: string })?.user_code),
-        15_000,
-      );
-      assert.ok(auth.state.approve((pairing.cbor as { user_code: string }).user_code));
+      await approveShownCode(p, auth);
       const token = await p.waitFor(() => messages(p, "linkd/token")[0], 15_000);
       assert.match((token.cbor as { access_token: string }).access_token, /^Atza\|/);
       await p.waitFor(() => (states(p).includes("linked") ? true : undefined));
@@ -165,22 +162,12 @@ run(
     try {
       broker = await startMosquitto();
       writeConfig(dir, auth, broker, []);
-      const prov = await linkd(
-        ["provision", "--config", "linkd.json", "--serial", "SN-D2", "--product-id", "p"]
-          .concat(["--client-id", CLIENT]),
-        dir,
-      ).output();
-      assert.is(prov.code, 0, new TextDecoder().decode(prov.stderr));
+      await provision(dir, "SN-D2");
       peer = await Peer.open({ port: broker.port, clientId: "audio" });
       const p = peer;
       await p.subscribe("linkd/#", { qos: 1, rap: true });
       daemon = linkd(["run", "--config", "linkd.json"], dir);
-      const pairing = await p.waitFor(
-        () =>
-          messages(p, "linkd/pairing").find((m) => (m.cbor as { user_code?: string })?.user_code),
-        15_000,
-      );
-      assert.ok(auth.state.approve((pairing.cbor as { user_code: string }).user_code));
+      await approveShownCode(p, auth);
       await p.waitFor(() => (states(p).at(-1) === "linked" ? true : undefined), 15_000);
 
       // The user deregistered the speaker; the pipeline's next AVS call is refused.
