@@ -43,7 +43,8 @@ export class LinkBridge {
   #queue: Promise<void> = Promise.resolve();
   #ctl: LinkController | null = null;
   #state: LinkState | null = null;
-  #pairing: PairingInfo | null = null;
+  /** The code on show; null once taken down; undefined until the controller said either. */
+  #pairing: PairingInfo | null | undefined = undefined;
   #caps: Capabilities | null = null;
 
   constructor(options: BridgeOptions) {
@@ -57,6 +58,10 @@ export class LinkBridge {
       this.#publish("state", () => this.#o.bus.publishState(s));
     },
     pairing: (p) => {
+      // Taken down already: the outputs are not cleared twice (the daemon's shutdown takes the
+      // code down whatever the controller did, and a terminal would say "Pairing ended" again).
+      // The first null is always passed on: it clears what a previous run left retained.
+      if (p === null && this.#pairing === null) return;
       this.#pairing = p;
       this.#publish("pairing", () => this.#o.bus.publishPairing(p));
       this.#publish(
@@ -81,7 +86,7 @@ export class LinkBridge {
   republish(): void {
     const s = this.#state;
     const c = this.#caps;
-    const p = this.#pairing;
+    const p = this.#pairing ?? null;
     if (s) this.#publish("state", () => this.#o.bus.publishState(s));
     if (c) this.#publish("capabilities", () => this.#o.bus.publishCapabilities(c));
     // The segment and display frames are retained and replayed by the bus; the code is not

@@ -101,6 +101,21 @@ test("LinkBridge publishes in the order things happened, and republishes after a
   assert.not.ok(again.includes("say"), "the code is not spoken again on a reconnect");
 });
 
+test("LinkBridge takes the code down once: a second end of pairing clears nothing again", async () => {
+  const { bus, log } = recordingBus();
+  const bridge = new LinkBridge({ bus, presenter: presenter(bus) });
+  bridge.listener.pairing!(null); // boot: whatever a previous run left retained goes
+  await bridge.flush();
+  assert.equal(log, ["pairing:null", "segment:null", "display:null"]);
+  log.length = 0;
+  bridge.listener.pairing!(PAIRING);
+  bridge.listener.pairing!(null); // linked
+  bridge.listener.pairing!(null); // the daemon's shutdown
+  await bridge.flush();
+  const nulls = log.filter((l) => l.endsWith(":null"));
+  assert.equal(nulls, ["pairing:null", "segment:null", "display:null"]);
+});
+
 test("LinkBridge: a failing publish is logged and does not stop the others", async () => {
   const { bus, log } = recordingBus(new Set(["pairing"]));
   const lines: string[] = [];
