@@ -26,6 +26,43 @@ export function concat(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/**
+ * Bytes appended piece by piece into one buffer that doubles when full: a body that arrives as
+ * thousands of tiny pieces is held as one array (at most twice its size), never as thousands
+ * of arrays, each with its own header, alive until the end.
+ */
+export class ByteBuilder {
+  #buf: Uint8Array;
+  #n = 0;
+
+  /** `initial`: the first buffer's size, e.g. a declared Content-Length (at least 1). */
+  constructor(initial = 4096) {
+    this.#buf = new Uint8Array(Math.max(1, Math.floor(initial)));
+  }
+
+  get length(): number {
+    return this.#n;
+  }
+
+  append(piece: Uint8Array): void {
+    const need = this.#n + piece.length;
+    if (need > this.#buf.length) {
+      let size = this.#buf.length * 2;
+      while (size < need) size *= 2;
+      const bigger = new Uint8Array(size);
+      bigger.set(this.#buf.subarray(0, this.#n));
+      this.#buf = bigger;
+    }
+    this.#buf.set(piece, this.#n);
+    this.#n = need;
+  }
+
+  /** What was appended, as a view of the buffer (no copy). */
+  bytes(): Uint8Array {
+    return this.#buf.subarray(0, this.#n);
+  }
+}
+
 export function equal(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;

@@ -3,7 +3,7 @@
  * transport under every auth exchange. It returns the raw answer; the process steps
  * (codepair.ts, token.ts) decide what it means.
  */
-import { concat } from "../bytes.ts";
+import { ByteBuilder } from "../bytes.ts";
 import type { Clock } from "../clock.ts";
 import {
   BODY_TOO_LARGE,
@@ -56,7 +56,8 @@ export interface PostFormOptions {
  * - `TransportError` `network` | `tls` | `clock_unset` as `classifyFetchError` decides;
  * - `ProtocolError` `BODY_TOO_LARGE` when the body is larger than `maxBytes`: refused from
  *   `Content-Length` before reading, or as soon as the bytes read pass the bound (the stream is
- *   cancelled; never more than `maxBytes` plus one chunk is held);
+ *   cancelled); the body is held in one buffer of at most twice `maxBytes`, however it is
+ *   chunked or trickled;
  * - `TypeError` (`code` `ERR_INVALID_ARG_VALUE`) for a bad url or option.
  */
 export function postForm(
@@ -184,16 +185,18 @@ async function readBounded(
       `Response from ${target} is larger than ${maxBytes} bytes (${what})`,
       { status: res.status },
     );
-  const declared = res.headers.get("content-length");
-  if (declared !== null && /^\s*\d+\s*$/.test(declared) && Number(declared) > maxBytes) {
+  const header = res.headers.get("content-length");
+  const declared = header !== null && /^\s*\d+\s*$/.test(header) ? Number(header) : null;
+  if (declared !== null && declared > maxBytes) {
     await res.body?.cancel().catch(() => {});
-    throw tooLarge(`Content-Length ${Number(declared)}`);
+    throw tooLarge(`Content-Length ${declared}`);
   }
   if (res.body === null) return new Uint8Array(0);
   const reader = res.body.getReader();
   const onAbort = () => void reader.cancel(signal.reason).catch(() => {});
   signal.addEventListener("abort", onAbort, { once: true });
-  const chunks: Uint8Array[] = [];
+  // One buffer however the body comes (65,536 one-byte pieces are one array, not 65,536).
+  const body = new ByteBuilder(declared || 4096);
   let total = 0;
   try {
     for (;;) {
@@ -209,12 +212,12 @@ async function readBounded(
         await reader.cancel().catch(() => {});
         throw tooLarge(`${total} bytes read so far`);
       }
-      chunks.push(step.value);
+      body.append(step.value);
     }
   } finally {
     signal.removeEventListener("abort", onAbort);
   }
-  return concat(...chunks);
+  return body.bytes();
 }
 
 function checkUrl(url: string): string {
