@@ -1,9 +1,11 @@
 /**
  * Test support for the bus: an independent MQTT 5 peer (Debian's paho-mqtt and cbor2, driven
- * over JSON lines), a TCP proxy whose connections a test can cut without a DISCONNECT, and a
- * clock that records the delays slept on it.
+ * over JSON lines), a TCP proxy whose connections a test can cut without a DISCONNECT, an MQTT
+ * proxy that withholds the broker's acknowledgements a test chooses, a clock that records the
+ * delays slept on it, and MQTT client timers on that clock.
  */
 import { type Clock, FakeClock } from "../clock.ts";
+import type { MqttTimers } from "./mqtt/mod.ts";
 import { PYTHON } from "../../test/support/python.ts";
 
 const PEER_SCRIPT = new URL("./testdata/mqtt_peer.py", import.meta.url).pathname;
@@ -364,5 +366,222 @@ export async function until(
   while (!(await cond())) {
     if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
     await realDelay(10);
+  }
+}
+
+/** MqttTimers on `clock`: the MQTT client's deadlines then run on the bus's (fake) time. */
+export function clockTimers(clock: Clock): MqttTimers {
+  const live = new Map<number, AbortController>();
+  let next = 1;
+  return {
+    setTimeout(fn, ms) {
+      const id = next++;
+      const stop = new AbortController();
+      live.set(id, stop);
+      clock.sleep(ms, stop.signal).then(() => {
+        if (live.delete(id)) fn();
+      }, () => {});
+      return id;
+    },
+    clearTimeout(id) {
+      live.get(id)?.abort();
+      live.delete(id);
+    },
+    monotonic: () => clock.monotonic(),
+  };
+}
+
+/** Packet type names by MQTT control packet type. */
+const PACKET_NAMES: Record<number, string> = {
+  1: "connect",
+  2: "connack",
+  3: "publish",
+  4: "puback",
+  8: "subscribe",
+  9: "suback",
+  10: "unsubscribe",
+  11: "unsuback",
+  12: "pingreq",
+  13: "pingresp",
+  14: "disconnect",
+};
+
+/** A packet from the broker to the client, as MqttProxy's rule sees it. */
+export interface BrokerPacket {
+  /** Which connection through the proxy, from 1. */
+  conn: number;
+  type: string;
+  /** PUBACK, SUBACK, UNSUBACK: the packet identifier; else null. */
+  packetId: number | null;
+  /** PUBACK: the topic of the client's PUBLISH it acknowledges. */
+  topic?: string;
+}
+
+/** Whole MQTT packets out of a byte stream (no checks: the real peers check). */
+class Frames {
+  #buf = new Uint8Array(0);
+  push(chunk: Uint8Array): Uint8Array[] {
+    const b = new Uint8Array(this.#buf.length + chunk.length);
+    b.set(this.#buf);
+    b.set(chunk, this.#buf.length);
+    const out: Uint8Array[] = [];
+    let off = 0;
+    for (;;) {
+      let len = 0, mul = 1, i = off + 1;
+      for (; i < b.length; i++) {
+        len += (b[i]! & 0x7f) * mul;
+        mul *= 128;
+        if ((b[i]! & 0x80) === 0) break;
+      }
+      if (i >= b.length || i + 1 + len > b.length) break;
+      out.push(b.slice(off, i + 1 + len));
+      off = i + 1 + len;
+    }
+    this.#buf = b.slice(off);
+    return out;
+  }
+}
+
+/** Where the variable header of `p` starts (after the fixed header). */
+function bodyStart(p: Uint8Array): number {
+  let i = 1;
+  while (p[i]! & 0x80) i++;
+  return i + 1;
+}
+
+/**
+ * An MQTT-aware proxy in front of a real broker: it passes every packet whole, except the
+ * broker's packets that `withhold` picks (they are recorded in `withheld`), so everything else
+ * is the real broker's behaviour. `stall()` makes it a broker that answers nothing and reads
+ * nothing more.
+ */
+export class MqttProxy {
+  readonly port: number;
+  /** Connections accepted so far. */
+  connections = 0;
+  readonly withheld: BrokerPacket[] = [];
+  /** Every packet from the broker, passed on or withheld. */
+  readonly seen: BrokerPacket[] = [];
+  /** True drops the broker's packet (the client never sees it). */
+  withhold: (p: BrokerPacket) => boolean = () => false;
+  readonly #listener: Deno.Listener;
+  readonly #conns = new Set<Deno.Conn>();
+  readonly #accepting: Promise<void>;
+  #stalled = false;
+  #unstall: (() => void)[] = [];
+
+  constructor(targetPort: number) {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.#listener = listener;
+    this.port = (listener.addr as Deno.NetAddr).port;
+    this.#accepting = (async () => {
+      for await (const inbound of listener) {
+        this.#pipe(inbound, targetPort, ++this.connections).catch(() => {});
+      }
+    })().catch(() => {});
+  }
+
+  get url(): string {
+    return `mqtt://127.0.0.1:${this.port}`;
+  }
+
+  /** From now on the broker answers nothing and nothing more is read from the clients. */
+  stall(): void {
+    this.#stalled = true;
+    this.withhold = () => true;
+  }
+
+  /** Resolves once `count` packets of `type` were withheld (real time, at most `timeoutMs`). */
+  async waitWithheld(type: string, count = 1, timeoutMs = 10_000): Promise<BrokerPacket[]> {
+    await until(
+      () => this.withheld.filter((p) => p.type === type).length >= count,
+      `${count} withheld ${type}`,
+      timeoutMs,
+    );
+    return this.withheld.filter((p) => p.type === type);
+  }
+
+  async #pipe(inbound: Deno.Conn, targetPort: number, n: number): Promise<void> {
+    let outbound: Deno.Conn;
+    try {
+      outbound = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
+    } catch {
+      inbound.close();
+      return;
+    }
+    this.#conns.add(inbound);
+    this.#conns.add(outbound);
+    /** The client's QoS 1 publishes in flight: packet id → topic. */
+    const topics = new Map<number, string>();
+    const close = () => {
+      for (const c of [inbound, outbound]) {
+        if (this.#conns.delete(c)) {
+          try {
+            c.close();
+          } catch { /* closed */ }
+        }
+      }
+    };
+    const copy = async (from: Deno.Conn, to: Deno.Conn, fromClient: boolean) => {
+      const frames = new Frames();
+      const buf = new Uint8Array(65536);
+      try {
+        for (;;) {
+          if (fromClient && this.#stalled) {
+            await new Promise<void>((r) => this.#unstall.push(r)); // until close()
+            break;
+          }
+          const read = await from.read(buf);
+          if (read === null) break;
+          if (fromClient && this.#stalled) continue; // read while stalling: never passed on
+          for (const p of frames.push(buf.subarray(0, read))) {
+            const type = PACKET_NAMES[p[0]! >> 4] ?? "reserved";
+            const at = bodyStart(p);
+            if (fromClient) {
+              if (type === "publish" && ((p[0]! >> 1) & 3) > 0) {
+                const tlen = (p[at]! << 8) | p[at + 1]!;
+                const topic = new TextDecoder().decode(p.subarray(at + 2, at + 2 + tlen));
+                topics.set((p[at + 2 + tlen]! << 8) | p[at + 3 + tlen]!, topic);
+              }
+            } else {
+              const hasId = type === "puback" || type === "suback" || type === "unsuback";
+              const packetId = hasId ? (p[at]! << 8) | p[at + 1]! : null;
+              const seen: BrokerPacket = { conn: n, type, packetId };
+              if (type === "puback" && packetId !== null) {
+                const topic = topics.get(packetId);
+                if (topic !== undefined) seen.topic = topic;
+                topics.delete(packetId);
+              }
+              this.seen.push(seen);
+              if (this.withhold(seen)) {
+                this.withheld.push(seen);
+                continue;
+              }
+            }
+            let off = 0;
+            while (off < p.length) off += await to.write(p.subarray(off));
+          }
+        }
+      } catch { /* cut */ }
+      close();
+    };
+    await Promise.all([copy(inbound, outbound, true), copy(outbound, inbound, false)]);
+  }
+
+  /** Closes every proxied connection abruptly. */
+  cut(): void {
+    for (const c of this.#conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    this.#conns.clear();
+  }
+
+  async close(): Promise<void> {
+    for (const r of this.#unstall.splice(0)) r();
+    this.cut();
+    this.#listener.close();
+    await this.#accepting;
   }
 }

@@ -11,8 +11,21 @@
  * - Reconnection is driven here: delays come from `Backoff` (RECONNECT_TABLE_S with ±50 %
  *   jitter) and are slept on the injected clock. The backoff starts over only after a
  *   connection stayed up for STABLE_MS, so a broker that accepts and drops at once is not
- *   hammered. The client keeps its keepalive and connect timeout on real timers (a fake clock
- *   in tests must not starve the broker of pings).
+ *   hammered. The client keeps its keepalive, connect timeout and acknowledgement deadlines on
+ *   `timers`, real ones by default (a fake clock in tests must not starve the broker of pings;
+ *   a test that drives those deadlines passes fake ones).
+ * - A broker that stalls is dropped: every SUBACK, PUBACK and PINGRESP has ACK_TIMEOUT_MS.
+ *   Past it the client closes the connection (the broker publishes the will, `offline`), the
+ *   bus logs one line naming the packet, its identifier and the deadline, and reconnects with
+ *   the backoff: subscribes again, replays the retained topics, and `onReconnect` republishes.
+ * - Publishing never waits for the broker: each publish is handed to the connection in order
+ *   and the promise resolves at once; PUBACKs are awaited apart (pipelined within the broker's
+ *   Receive Maximum), so one unacknowledged publish never holds back the next.
+ * - Each connection is a new session (clean start), so nothing is resent with DUP after a
+ *   reconnect. What must survive it is resent from what the bus and its owner know now: the
+ *   retained topics hold their latest value (an older one is never replayed), and the owner
+ *   publishes a token that is still valid, with its message expiry counted from now; a token
+ *   (or prompt, or reply) that was in flight is never replayed, so never sent stale.
  * - Commands on `P/cmd/+`: bounded, checked (payloads.ts), rate-limited per command name, and
  *   answered on the MQTT 5 response topic with the request's correlation data. Hostile input
  *   is answered with a coded error and never throws out of the bus.
@@ -21,12 +34,17 @@
  * Publishing never fails because the broker is away: a retained value is kept for the next
  * connection; a token or prompt published while disconnected is dropped (the owner publishes
  * a valid token again in `onReconnect`). A broker's refusal (PUBACK 0x87) is logged.
+ *
+ * close() is bounded whatever the broker does: `offline` is published and its PUBACK awaited,
+ * then DISCONNECT, all within closeTimeoutMs (5 s); past it the socket is dropped (the will
+ * says `offline` just the same).
  */
 import {
   type ConnectOptions,
   type IncomingMessage,
   MqttClient,
   MqttError,
+  type MqttTimers,
   type PublishOptions,
   type PublishProperties,
   type SubscribeOptions,
@@ -58,6 +76,7 @@ import {
   statePayload,
   tokenPayload,
 } from "./payloads.ts";
+import { prefixProblem } from "./topics.ts";
 import { DEFAULT_COMMAND_RATE, type RateLimit, TokenBucket } from "./rate_limit.ts";
 
 export type BusStatus = "connected" | "reconnecting" | "offline";
@@ -67,6 +86,10 @@ export type CommandHandler = (
   options: CommandOptions,
 ) => Promise<CommandReply>;
 
+/**
+ * The publish methods resolve once the message is handed to the connection (or kept for the
+ * next one), in call order; they never wait for the broker's PUBACK and never reject.
+ */
 export interface Bus {
   /** `P/state`, retained. */
   publishState(s: LinkState): Promise<void>;
@@ -84,7 +107,10 @@ export interface Bus {
   publishDisplay(x: Display | null): Promise<void>;
   /** Sets the one handler of every `P/cmd/<name>` of COMMANDS (pair, logout, token, refresh). */
   onCommand(handler: CommandHandler): void;
-  /** Publishes `finalState` (default `offline`), disconnects cleanly, stops reconnecting. */
+  /**
+   * Publishes `finalState` (default `offline`), disconnects cleanly, stops reconnecting; within
+   * closeTimeoutMs whatever the broker does.
+   */
   close(finalState?: LinkState): Promise<void>;
 }
 
@@ -127,6 +153,13 @@ export interface BusOptions {
   closeTimeoutMs?: number;
   /** MQTT keepalive in seconds (default 30). */
   keepaliveS?: number;
+  /** How long a SUBACK, PUBACK or PINGRESP may take (default ACK_TIMEOUT_MS). */
+  ackTimeoutMs?: number;
+  /**
+   * The MQTT client's timers (connect timeout, keepalive, acknowledgement deadlines). Default:
+   * real ones. Tests that drive the deadlines pass fake ones (`clockTimers` of _testing.ts).
+   */
+  timers?: MqttTimers;
   /** Abandons waiting for the first connection: connectBus rejects with BusError `aborted`. */
   signal?: AbortSignal;
 }
@@ -135,6 +168,13 @@ export interface BusOptions {
 export const RECONNECT_TABLE_S: readonly number[] = [0.25, 0.5, 1, 2, 5, 10, 30];
 /** A connection that stayed up this long resets the backoff to the top of the table. */
 export const STABLE_MS = 30_000;
+/**
+ * The deadline of every request that waits for the broker (SUBACK, PUBACK, PINGRESP), from when
+ * it went out. The speaker's broker is local and answers in milliseconds; 10 s means it has
+ * stalled, with room for a loaded one. With the default 30 s keepalive a dead broker is noticed
+ * within 40 s even when nothing is being published.
+ */
+export const ACK_TIMEOUT_MS = 10_000;
 /**
  * The largest packet linkd accepts from the broker (MQTT 5 Maximum Packet Size). The broker
  * drops a bigger command for linkd without delivering it, so it gets no reply; commands over
@@ -198,13 +238,11 @@ function notPlainTopic(t: string): boolean {
   return t.includes("+") || t.includes("#") || t.includes("\0");
 }
 
+/** The one prefix rule is topics.ts's (config.ts calls it too); a caller's mistake here. */
 function checkPrefix(prefix: string): void {
-  if (
-    typeof prefix !== "string" || prefix.length === 0 || prefix.length > 64 ||
-    notPlainTopic(prefix) || prefix.startsWith("/") || prefix.endsWith("/") ||
-    prefix.startsWith("$")
-  ) {
-    throw new TypeError(`Bus prefix ${JSON.stringify(prefix)} is not a plain topic prefix`);
+  const why = typeof prefix === "string" ? prefixProblem(prefix) : "not a string";
+  if (why !== null) {
+    throw new TypeError(`Bus prefix ${JSON.stringify(prefix)} is not a topic prefix: ${why}`);
   }
 }
 
@@ -235,6 +273,8 @@ class Connection {
   /** Resolves when connected and subscribed; rejects when it ends first. */
   readonly ready: Promise<void>;
   up = false;
+  /** Why the connection ended, once it did (null: closed by linkd). */
+  why: MqttError | null = null;
   #client: MqttClient | null = null;
   readonly #abort = new AbortController();
   #log: (line: string) => void;
@@ -259,17 +299,19 @@ class Connection {
       }
       this.#client = client;
       client.closed.then((why) => {
-        const wasUp = this.up;
         this.up = false;
-        if (wasUp && why !== null) log(`connection error: ${describeError(why)}`);
+        this.why = why;
         endedResolve();
       });
       let codes: number[];
       try {
         codes = await client.subscribe(commandTopic, subscription);
       } catch (e) {
+        // When the connection ended first, why (e.g. no SUBACK in time) says more than "closed
+        // before the SUBACK"; any other refusal is its own reason.
+        const ended = e instanceof MqttError && e.code === "closed" ? await client.closed : null;
         client.destroy();
-        throw e;
+        throw ended ?? e;
       }
       if ((codes[0] ?? 0x80) >= 0x80) {
         // Publishing still works: stay connected, without commands.
@@ -291,8 +333,10 @@ class Connection {
       this.#log(`the broker refused a publish to ${topic} (${rc})`);
       return "refused";
     } catch (e) {
-      // e.g. over the broker's maximum packet size, or the connection went away
-      if (this.up) this.#log(`cannot publish to ${topic}: ${describeError(e)}`);
+      // e.g. over the broker's maximum packet size; the end of the connection is logged once,
+      // by the bus, not once per publish that was waiting
+      const closed = e instanceof MqttError && e.code === "closed";
+      if (this.up && !closed) this.#log(`cannot publish to ${topic}: ${describeError(e)}`);
       return "lost";
     }
   }
@@ -381,6 +425,7 @@ class MqttBus implements Bus {
       cleanStart: true,
       keepaliveS: this.#o.keepaliveS ?? 30,
       connectTimeoutMs: 10_000,
+      ackTimeoutMs: this.#o.ackTimeoutMs ?? ACK_TIMEOUT_MS,
       will: { topic: this.#stateTopic, payload: will, qos: 1, retain: true },
       // MQTT 5 tells the broker, which then drops bigger commands for linkd; on 3.1.1 the
       // client enforces it alone (a bigger packet ends the connection).
@@ -388,6 +433,7 @@ class MqttBus implements Bus {
     };
     if (this.#o.username !== undefined) o.username = this.#o.username;
     if (this.#o.password !== undefined) o.password = this.#o.password;
+    if (this.#o.timers !== undefined) o.timers = this.#o.timers;
     return o;
   }
 
@@ -400,6 +446,7 @@ class MqttBus implements Bus {
       if (first) {
         reject(new BusError("aborted", "Stopped waiting for the bus to connect"));
         this.#stop.abort();
+        this.#conn?.destroy(); // e.g. one still waiting for its SUBACK
       }
     };
     let first = true;
@@ -419,6 +466,7 @@ class MqttBus implements Bus {
         );
         this.#conn = conn;
         let upAt: number | null = null;
+        let failure: string;
         try {
           await conn.ready;
           if (signal.aborted) {
@@ -432,7 +480,7 @@ class MqttBus implements Bus {
             first = false;
             resolve();
           } else {
-            await this.#replayRetained(conn);
+            this.#replayRetained(conn);
             try {
               this.#o.onReconnect?.();
             } catch (e) {
@@ -441,7 +489,8 @@ class MqttBus implements Bus {
           }
           await conn.ended;
           if (signal.aborted) break;
-          this.#log(`connection to ${where(this.#o.url)} lost`);
+          const why = conn.why === null ? "" : `: ${describeError(conn.why)}`;
+          failure = `connection to ${where(this.#o.url)} lost${why}`;
         } catch (e) {
           const rc = e instanceof MqttError && e.code === "refused" ? e.reasonCode : undefined;
           const refused = rc !== undefined && REFUSALS.has(rc);
@@ -457,12 +506,14 @@ class MqttBus implements Bus {
             return;
           }
           if (signal.aborted) break;
-          this.#log(`cannot connect to ${where(this.#o.url)}: ${describeError(e)}`);
+          failure = `cannot connect to ${where(this.#o.url)}: ${describeError(e)}`;
         }
         this.#conn = null;
         this.#setStatus("reconnecting");
         if (upAt !== null && clock.monotonic() - upAt >= STABLE_MS) backoff.reset();
         const delay = backoff.next();
+        // One line per failure, with why (a stalled broker: which acknowledgement, how long).
+        this.#log(`${failure}; reconnecting in ${(delay / 1000).toFixed(1)} s`);
         try {
           await clock.sleep(delay, signal);
         } catch {
@@ -478,31 +529,39 @@ class MqttBus implements Bus {
     }
   }
 
-  async #replayRetained(conn: Connection): Promise<void> {
-    for (const [topic, payload] of [...this.#retained]) {
-      await conn.publish(topic, payload, { qos: 1, retain: true });
+  /** The latest value of each retained topic, handed over in order (PUBACKs awaited apart). */
+  #replayRetained(conn: Connection): void {
+    for (const [topic, payload] of this.#retained) {
+      void conn.publish(topic, payload, { qos: 1, retain: true });
     }
   }
 
   // ── publishing ─────────────────────────────────────────────────────────────────────────────
+  // Each publish is handed to the connection and the promise resolves at once: the client
+  // writes them in order, so the owner's order holds without waiting for the broker, and a
+  // PUBACK that never comes holds back nothing (its deadline drops the connection instead).
 
-  async #publishRetained(topic: string, payload: Uint8Array): Promise<void> {
-    if (this.#closing) return;
+  #publishRetained(topic: string, payload: Uint8Array): Promise<void> {
+    if (this.#closing) return Promise.resolve();
     this.#retained.set(topic, payload);
     const conn = this.#conn;
-    if (!conn?.up) return;
-    await conn.publish(topic, payload, { qos: 1, retain: true });
+    // Not acknowledged (refused, or the connection ends first): the latest value is replayed
+    // on the next connection.
+    if (conn?.up) void conn.publish(topic, payload, { qos: 1, retain: true });
+    return Promise.resolve();
   }
 
-  async #publishTransient(topic: string, payload: Uint8Array, opts: PublishOptions): Promise<void> {
-    if (this.#closing) return;
+  #publishTransient(topic: string, payload: Uint8Array, opts: PublishOptions): Promise<void> {
+    if (this.#closing) return Promise.resolve();
     const conn = this.#conn;
     if (!conn?.up) {
       this.#log(`not connected: ${topic} dropped`);
-      return;
+      return Promise.resolve();
     }
-    const outcome = await conn.publish(topic, payload, opts);
-    if (outcome === "lost") this.#log(`connection lost: ${topic} may not have been delivered`);
+    void conn.publish(topic, payload, opts).then((outcome) => {
+      if (outcome === "lost") this.#log(`connection lost: ${topic} may not have been delivered`);
+    });
+    return Promise.resolve();
   }
 
   publishState(s: LinkState): Promise<void> {

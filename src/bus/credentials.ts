@@ -5,7 +5,7 @@
  */
 import type { BusConfig } from "../config.ts";
 import { Code, LinkdError } from "../errors.ts";
-import { readFileAtMost } from "../files.ts";
+import { readRegularFile } from "../files.ts";
 
 /** Longer than any password a broker would take: a bigger file is not a password file. */
 export const MAX_PASSWORD_BYTES = 1024;
@@ -18,12 +18,14 @@ export interface BusLogin {
 
 export function busLogin(bus: Pick<BusConfig, "username" | "passwordFile">): BusLogin {
   const where = `bus.passwordFile ${bus.passwordFile}`;
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileAtMost(bus.passwordFile, MAX_PASSWORD_BYTES + 1);
-  } catch (e) {
-    const why = e instanceof Deno.errors.NotFound ? "file not found" : (e as Error).name;
-    throw new LinkdError(Code.CONFIG, `Cannot read ${where}: ${why}`);
+  // A FIFO, socket or device there is refused before it is opened: it could block linkd.
+  const bytes = readRegularFile(
+    bus.passwordFile,
+    MAX_PASSWORD_BYTES + 1,
+    (why) => new LinkdError(Code.CONFIG, `Cannot read ${where}: ${why}`),
+  );
+  if (bytes === null) {
+    throw new LinkdError(Code.CONFIG, `Cannot read ${where}: file not found`);
   }
   try {
     if (bytes.length > MAX_PASSWORD_BYTES) {

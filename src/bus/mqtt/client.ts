@@ -10,7 +10,15 @@
  *
  * Outgoing QoS 1 publishes respect the broker's Receive Maximum (the rest wait in order), its
  * Maximum QoS (QoS 1 becomes 0), Maximum Packet Size (`too_large`, nothing sent) and Retain
- * Available (`unsupported`).
+ * Available (`unsupported`). They are pipelined: a publish waiting for its PUBACK never holds
+ * back the next one while the Receive Maximum (default 65535) leaves room.
+ *
+ * Every request that waits for an answer has a deadline, `ackTimeoutMs` from when it went out
+ * (default 10 s): a SUBSCRIBE its SUBACK, a QoS 1 PUBLISH its PUBACK, a PINGREQ its PINGRESP
+ * (or any packet; at most one keepalive period). Past it the broker has stalled: the connection
+ * is closed without DISCONNECT (the broker publishes the will) and `closed` reports `timeout`
+ * with a message naming the packet, its identifier and the deadline. The owner reconnects.
+ * (This client never sends UNSUBSCRIBE, so it never waits for an UNSUBACK.)
  */
 import { invalidArgument, MqttError, protocolError, reasonName } from "./errors.ts";
 import { Framer } from "./framer.ts";
@@ -56,9 +64,18 @@ interface Waiter<T> {
   reject(e: MqttError): void;
 }
 
+/** A request in flight, and the timer of its deadline (ackTimeoutMs). */
 type Pending =
-  | { kind: "publish"; waiter: Waiter<number> }
-  | { kind: "subscribe"; qos: 0 | 1; waiter: Waiter<number[]> };
+  | { kind: "publish"; waiter: Waiter<number>; timer: number | undefined }
+  | { kind: "subscribe"; qos: 0 | 1; waiter: Waiter<number[]>; timer: number | undefined };
+
+/** The acknowledgement each kind of request waits for. */
+const ACK_OF = { publish: "PUBACK", subscribe: "SUBACK" } as const;
+
+/** `ms` as seconds for a message: "10 s", "0.5 s". */
+function seconds(ms: number): string {
+  return `${ms / 1000} s`;
+}
 
 interface Queued {
   packet: Uint8Array;
@@ -254,6 +271,7 @@ export class MqttClient {
     this.#state = "open";
     this.#stopConnecting();
     const keepaliveS = props.serverKeepAlive ?? this.#s.keepaliveS;
+    const pingWaitMs = Math.min(this.#s.ackTimeoutMs, keepaliveS * 1000);
     this.#keepalive = new Keepalive(
       this.#s.timers,
       keepaliveS * 1000,
@@ -262,10 +280,11 @@ export class MqttClient {
         this.#fail(
           new MqttError(
             "timeout",
-            `Connection to ${this.#where} timed out: nothing received within ${keepaliveS} s ` +
-              "of a PINGREQ",
+            `Connection to ${this.#where} timed out: no PINGRESP (nor any packet) within ` +
+              `${seconds(pingWaitMs)} of a PINGREQ`,
           ),
         ),
+      pingWaitMs,
     );
     this.#keepalive.sent(); // the CONNECT was the last packet sent
     this.#settle?.resolve();
@@ -361,6 +380,7 @@ export class MqttClient {
       throw protocolError("unknown_packet_id", `Cannot accept PUBACK ${p.packetId}: not in flight`);
     }
     this.#inflight.take(p.packetId);
+    this.#clearDeadline(pending);
     this.#publishesInFlight--;
     pending.waiter.resolve(p.reasonCode);
     this.#sendQueued();
@@ -379,6 +399,7 @@ export class MqttClient {
       throw protocolError("invalid_reason_code", `Cannot accept SUBACK: QoS ${rc} granted`);
     }
     this.#inflight.take(p.packetId);
+    this.#clearDeadline(pending);
     pending.waiter.resolve(p.reasonCodes);
     this.#sendQueued();
   }
@@ -450,13 +471,36 @@ export class MqttClient {
       this.#publishesInFlight < this.#receiveMaximum
     ) {
       const q = this.#queue[0]!;
-      const id = this.#inflight.add({ kind: "publish", waiter: q.waiter });
+      const pending: Pending = { kind: "publish", waiter: q.waiter, timer: undefined };
+      const id = this.#inflight.add(pending);
       if (id === null) return; // every identifier in flight: the next acknowledgement frees one
       this.#queue.shift();
       this.#publishesInFlight++;
       setPublishId(q.packet, id);
-      void this.#send(q.packet);
+      this.#sendRequest(q.packet, id, pending);
     }
+  }
+
+  /** Sends a request that waits for an answer, and starts its deadline. */
+  #sendRequest(packet: Uint8Array, id: number, pending: Pending): void {
+    const ms = this.#s.ackTimeoutMs;
+    pending.timer = this.#s.timers.setTimeout(() => {
+      pending.timer = undefined;
+      if (this.#inflight.get(id) !== pending) return;
+      this.#fail(
+        new MqttError(
+          "timeout",
+          `Connection to ${this.#where} timed out: no ${ACK_OF[pending.kind]} for packet ${id} ` +
+            `within ${seconds(ms)}`,
+        ),
+      );
+    }, ms);
+    void this.#send(packet);
+  }
+
+  #clearDeadline(pending: Pending): void {
+    if (pending.timer !== undefined) this.#s.timers.clearTimeout(pending.timer);
+    pending.timer = undefined;
   }
 
   /**
@@ -535,7 +579,13 @@ export class MqttClient {
         throw new MqttError("unsupported", `Cannot subscribe: ${this.#where} has no sharing`);
       }
       return new Promise((resolve, reject) => {
-        const id = this.#inflight.add({ kind: "subscribe", qos, waiter: { resolve, reject } });
+        const pending: Pending = {
+          kind: "subscribe",
+          qos,
+          waiter: { resolve, reject },
+          timer: undefined,
+        };
+        const id = this.#inflight.add(pending);
         if (id === null) {
           reject(new MqttError("unsupported", "Cannot subscribe: 65535 packets in flight"));
           return;
@@ -551,7 +601,7 @@ export class MqttClient {
           reject(new MqttError("too_large", `Cannot subscribe: ${packet.length} bytes`));
           return;
         }
-        void this.#send(packet);
+        this.#sendRequest(packet, id, pending);
       });
     } catch (e) {
       return Promise.reject(e);
@@ -568,8 +618,8 @@ export class MqttClient {
   #rejectAll(cause: MqttError | null): void {
     const o = cause === null ? {} : { cause };
     for (const p of this.#inflight.drain()) {
-      const what = p.kind === "publish" ? "PUBACK" : "SUBACK";
-      p.waiter.reject(new MqttError("closed", `Connection closed before the ${what}`, o));
+      this.#clearDeadline(p);
+      p.waiter.reject(new MqttError("closed", `Connection closed before the ${ACK_OF[p.kind]}`, o));
     }
     for (const q of this.#queue.splice(0)) {
       q.waiter.reject(new MqttError("closed", "Connection closed before the publish was sent", o));

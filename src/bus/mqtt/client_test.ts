@@ -306,6 +306,8 @@ test("connect() throws a TypeError for a wrong option, never echoing it", async 
     { will: { topic: "a", payload: new Uint8Array(70_000), qos: 0, retain: false } },
     { will: { topic: "a", payload: new Uint8Array(0), qos: 2, retain: false } },
     { connectTimeoutMs: 0 },
+    { ackTimeoutMs: 0 },
+    { ackTimeoutMs: 1.5 },
   ];
   for (const w of wrong) {
     const e = await rejection(MqttClient.connect({ ...base, ...w } as ConnectOptions));
@@ -636,6 +638,61 @@ test("a SUBACK granting more than the QoS asked for closes with a protocol error
   isMqttError(await within(client.closed), "protocol");
 });
 
+// ── deadlines ─────────────────────────────────────────────────────────────────────────────
+
+test("a SUBACK that never comes closes with timeout after ackTimeoutMs, naming SUBACK and the id", async () => {
+  const { client, conn, timers } = await connected({}, { ackTimeoutMs: 10_000 });
+  const done = rejection(client.subscribe("linkd/cmd/+", { qos: 1 }));
+  const s = await conn.expect("subscribe");
+  timers.advance(9_999);
+  await realDelay(20);
+  assert.ok(client.connected);
+  timers.advance(1);
+  const e = await within(client.closed);
+  isMqttError(e, "timeout");
+  assert.match(e.message, `no SUBACK for packet ${s.packetId} within 10 s`);
+  isMqttError(await done, "closed");
+  assert.equal(await conn.ended(), [], "no DISCONNECT: the broker has stalled");
+  assert.equal(timers.pending, [], "no timer left behind");
+});
+
+test("a PUBACK that never comes closes with timeout naming PUBACK and the id; later publishes still go", async () => {
+  const { client, conn, timers } = await connected({}, { ackTimeoutMs: 10_000 });
+  const first = rejection(client.publish("a", text("1"), { qos: 1 }));
+  const p1 = await conn.expect("publish");
+  timers.advance(5_000);
+  const second = client.publish("b", text("2"), { qos: 1 });
+  const p2 = await conn.expect("publish"); // not held back by the first one's missing PUBACK
+  assert.is.not(p2.packetId, p1.packetId);
+  await conn.write({ type: "puback", packetId: p2.packetId, reasonCode: 0, properties: {} });
+  assert.is(await within(second), 0);
+  timers.advance(4_999);
+  await realDelay(20);
+  assert.ok(client.connected, "the second PUBACK does not move the first one's deadline");
+  timers.advance(1);
+  const e = await within(client.closed);
+  isMqttError(e, "timeout");
+  assert.match(e.message, `no PUBACK for packet ${p1.packetId} within 10 s`);
+  isMqttError(await first, "closed");
+  assert.equal(await conn.ended(), []);
+});
+
+test("an acknowledgement in time clears its deadline", async () => {
+  const { client, conn, timers } = await connected({}, { keepaliveS: 0, ackTimeoutMs: 1_000 });
+  const pub = client.publish("a", text("1"), { qos: 1 });
+  const p = await conn.expect("publish");
+  const sub = client.subscribe("c", { qos: 1 });
+  const s = await conn.expect("subscribe");
+  assert.equal(timers.pending, [1_000, 1_000]);
+  await conn.write({ type: "puback", packetId: p.packetId, reasonCode: 0, properties: {} });
+  await conn.write({ type: "suback", packetId: s.packetId, reasonCodes: [1], properties: {} });
+  await within(Promise.all([pub, sub]));
+  assert.equal(timers.pending, []);
+  timers.advance(5_000);
+  await realDelay(20);
+  assert.ok(client.connected);
+});
+
 // ── keepalive ─────────────────────────────────────────────────────────────────────────────
 
 test("keepalive: PINGREQ after a period with nothing sent; a send starts it again", async () => {
@@ -681,20 +738,32 @@ test("keepalive honours the broker's Server Keep Alive", async () => {
   assert.ok(client.connected);
 });
 
-test("keepalive: no packet within a period after PINGREQ closes with timeout", async () => {
-  const { client, conn, timers } = await connected({}, { keepaliveS: 30 });
-  const pending = rejection(client.publish("a", text("x"), { qos: 1 }));
-  await conn.expect("publish");
+test("keepalive: no packet within the ack timeout after PINGREQ closes with timeout", async () => {
+  const { client, conn, timers } = await connected({}, { keepaliveS: 30, ackTimeoutMs: 10_000 });
+  const pub = client.publish("a", text("x"), { qos: 1 });
+  const p = await conn.expect("publish");
+  await conn.write({ type: "puback", packetId: p.packetId, reasonCode: 0, properties: {} });
+  await within(pub);
   timers.advance(30_000);
   await conn.expect("pingreq");
-  timers.advance(29_999);
+  timers.advance(9_999);
   await realDelay(20);
   assert.ok(client.connected);
   timers.advance(1);
-  isMqttError(await within(client.closed), "timeout");
-  isMqttError(await pending, "closed");
+  const e = await within(client.closed);
+  isMqttError(e, "timeout");
+  assert.match(e.message, "no PINGRESP (nor any packet) within 10 s of a PINGREQ");
   assert.equal(await conn.ended(), [], "no DISCONNECT on a keepalive timeout");
   assert.equal(timers.pending, []);
+});
+
+test("keepalive: the PINGRESP waits one period when that is shorter than the ack timeout", async () => {
+  const { client, conn, timers } = await connected({}, { keepaliveS: 4, ackTimeoutMs: 10_000 });
+  timers.advance(4_000);
+  await conn.expect("pingreq");
+  assert.equal(timers.pending, [4_000, 4_000], "the next idle period and the PINGRESP's deadline");
+  timers.advance(4_000);
+  isMqttError(await within(client.closed), "timeout");
 });
 
 test("keepalive 0 sets no timer", async () => {

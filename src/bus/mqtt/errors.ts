@@ -11,7 +11,7 @@
 /**
  * - `refused`: the broker refused the connection (CONNACK `reasonCode`)
  * - `aborted`: the caller's signal aborted the connection before CONNACK
- * - `timeout`: no CONNACK in time, or no packet within a keepalive period after a PINGREQ
+ * - `timeout`: no CONNACK in time, or no SUBACK, PUBACK or PINGRESP within `ackTimeoutMs`
  * - `closed`: the connection ended, or was destroyed, before the operation completed
  * - `protocol`: the broker broke the protocol (`reasonCode`, `reason`)
  * - `too_large`: a packet bigger than the broker's Maximum Packet Size (nothing was sent)

@@ -1,13 +1,15 @@
 /**
  * Keepalive (MQTT 5 section 3.1.2.10): when nothing was sent for a whole period, send a
- * PINGREQ; when no packet at all arrives within one period after it, the connection is dead.
- * Every delay runs on the injected timers, so tests drive it with fake time.
+ * PINGREQ; when no packet at all arrives within `waitMs` after it (the PINGRESP's deadline,
+ * default one period), the connection is dead. Every delay runs on the injected timers, so
+ * tests drive it with fake time.
  */
 import type { MqttTimers } from "./types.ts";
 
 export class Keepalive {
   readonly #timers: MqttTimers;
   readonly #periodMs: number;
+  readonly #waitMs: number;
   readonly #ping: () => void;
   readonly #dead: () => void;
   #idle: number | undefined;
@@ -16,9 +18,16 @@ export class Keepalive {
   #lastSent = 0;
 
   /** `periodMs` 0 turns keepalive off. `ping` sends a PINGREQ; `dead` is called at most once. */
-  constructor(timers: MqttTimers, periodMs: number, ping: () => void, dead: () => void) {
+  constructor(
+    timers: MqttTimers,
+    periodMs: number,
+    ping: () => void,
+    dead: () => void,
+    waitMs = periodMs,
+  ) {
     this.#timers = timers;
     this.#periodMs = periodMs;
+    this.#waitMs = waitMs;
     this.#ping = ping;
     this.#dead = dead;
   }
@@ -66,7 +75,7 @@ export class Keepalive {
       if (this.#stopped) return;
       this.stop();
       this.#dead();
-    }, this.#periodMs);
+    }, this.#waitMs);
     this.#ping(); // calls sent(), which starts the next idle period
   }
 }

@@ -55,6 +55,12 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** disconnect(): ms to wait for the DISCONNECT to go out and the broker to close. Default 2000. */
   disconnectTimeoutMs?: number;
+  /**
+   * How long a SUBACK, PUBACK or PINGRESP may take, in ms, counted from when its request went
+   * out. Past it the connection is closed (no DISCONNECT: the broker has stalled) and
+   * `closed` reports `timeout`, naming the packet. Default 10_000 (DEFAULT_ACK_TIMEOUT_MS).
+   */
+  ackTimeoutMs?: number;
   /** Default: src/timers.ts (not the global setTimeout, which loads Node compat), monotonic. */
   timers?: MqttTimers;
   /** Aborts the connection before CONNACK (reject with code `aborted`); ignored afterwards. */

@@ -15,6 +15,12 @@ export const DEFAULT_MAXIMUM_PACKET_SIZE = 1024 * 1024;
 export const MINIMUM_PACKET_SIZE = 128;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_DISCONNECT_TIMEOUT_MS = 2_000;
+/**
+ * How long a request waits for its acknowledgement (SUBACK, PUBACK, PINGRESP) before the
+ * connection is taken for dead. A broker on the speaker answers within milliseconds; one that
+ * has not answered in 10 s has stalled, and waiting longer only holds back what comes after.
+ */
+export const DEFAULT_ACK_TIMEOUT_MS = 10_000;
 
 /** Checked connection options, with defaults. */
 export interface Settings {
@@ -25,6 +31,7 @@ export interface Settings {
   maximumPacketSize: number;
   connectTimeoutMs: number;
   disconnectTimeoutMs: number;
+  ackTimeoutMs: number;
   timers: MqttTimers;
   signal: AbortSignal | undefined;
   caCerts: string[] | undefined;
@@ -107,6 +114,9 @@ export function checkConnectOptions(
   const disconnectTimeoutMs = o.disconnectTimeoutMs === undefined
     ? DEFAULT_DISCONNECT_TIMEOUT_MS
     : checkInteger(o.disconnectTimeoutMs, 0, 2_147_483_647, `${W}.disconnectTimeoutMs`);
+  const ackTimeoutMs = o.ackTimeoutMs === undefined
+    ? DEFAULT_ACK_TIMEOUT_MS
+    : checkInteger(o.ackTimeoutMs, 1, 2_147_483_647, `${W}.ackTimeoutMs`);
   const timers = o.timers ?? defaultTimers;
   if (typeof timers.setTimeout !== "function" || typeof timers.clearTimeout !== "function") {
     throw invalidArgument(`Invalid ${W}.timers: expected setTimeout and clearTimeout`);
@@ -149,6 +159,7 @@ export function checkConnectOptions(
     maximumPacketSize,
     connectTimeoutMs,
     disconnectTimeoutMs,
+    ackTimeoutMs,
     timers,
     signal: o.signal,
     caCerts: o.caCerts,
