@@ -12,7 +12,8 @@
  */
 import { dirname, resolve } from "./paths.ts";
 import { Code, LinkdError } from "./errors.ts";
-import { readAtMost } from "./files.ts";
+import { readRegularFile } from "./files.ts";
+import { prefixProblem } from "./bus/topics.ts";
 import { DEFAULT_GEOMETRY, type FlashGeometry, geometryProblem } from "./flash/driver.ts";
 import { Layout } from "./store/layout.ts";
 import { storeCapacity } from "./store/record_store.ts";
@@ -134,39 +135,22 @@ export function configPath(
 }
 
 /**
- * Reads and parses the config file at `path`. At most MAX_CONFIG_BYTES + 1 bytes are read,
- * whatever size the file claims (a FIFO or a device such as /dev/zero claims 0).
+ * Reads and parses the config file at `path`. Only a regular file is opened (a FIFO, socket or
+ * device is refused before it can block; see files.ts), and at most MAX_CONFIG_BYTES + 1 bytes
+ * are read, whatever size the file claims.
  */
 export function loadConfig(path: string): Config {
-  let bytes: Uint8Array;
-  try {
-    const file = Deno.openSync(path, { read: true });
-    try {
-      const info = file.statSync();
-      if (info.isDirectory) throw problem(path, "it is a folder, not a file");
-      if (info.size > MAX_CONFIG_BYTES) {
-        throw problem(
-          path,
-          `the file is too large: ${info.size} bytes, more than ${MAX_CONFIG_BYTES}`,
-        );
-      }
-      bytes = readAtMost(file, MAX_CONFIG_BYTES + 1);
-    } finally {
-      file.close();
-    }
-  } catch (e) {
-    if (e instanceof LinkdError) throw e;
-    if (e instanceof Deno.errors.NotFound) {
-      throw new LinkdError(
-        Code.CONFIG_MISSING,
-        `Cannot load config ${path}: file not found; pass --config FILE or set LINKD_CONFIG`,
-        { cause: e },
-      );
-    }
-    const why = e instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : oneLine(e instanceof Error ? e.message : String(e));
-    throw new LinkdError(Code.CONFIG, `Cannot load config ${path}: ${why}`, { cause: e });
+  const bytes = readRegularFile(
+    path,
+    MAX_CONFIG_BYTES + 1,
+    (why, cause) =>
+      new LinkdError(Code.CONFIG, `Cannot load config ${path}: ${oneLine(why)}`, { cause }),
+  );
+  if (bytes === null) {
+    throw new LinkdError(
+      Code.CONFIG_MISSING,
+      `Cannot load config ${path}: file not found; pass --config FILE or set LINKD_CONFIG`,
+    );
   }
   if (bytes.length > MAX_CONFIG_BYTES) {
     throw problem(path, `the file is too large: more than ${MAX_CONFIG_BYTES} bytes`);
@@ -298,7 +282,6 @@ function capacityProblem(g: FlashGeometry): string | null {
 const MAX_VALUE_CHARS = 60;
 const MAX_PATH_CHARS = 4096;
 const MAX_TEXT_CHARS = 256;
-const MAX_PREFIX_CHARS = 200;
 const MAX_SCOPE_CHARS = 256;
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
@@ -484,15 +467,13 @@ class Reader {
     return out;
   }
 
+  /** The bus's own rule (bus/topics.ts), worded here: one owner, so both always agree. */
   prefix(obj: Record<string, unknown>, key: string): string | undefined {
-    const v = this.text(obj, key, MAX_PREFIX_CHARS);
+    const v = this.get(obj, key);
     if (v === undefined) return undefined;
-    const bad = (why: string) =>
-      this.fail(key, `must be an MQTT topic prefix: ${why}, got ${describe(v)}`);
-    if (v.includes("+") || v.includes("#")) bad("no wildcards + or #");
-    if (v.startsWith("/") || v.endsWith("/")) bad("no leading or trailing slash");
-    if (v.split("/").some((level) => level === "")) bad("no empty topic level");
-    if (v.startsWith("$")) bad("no leading $ (reserved for the broker)");
+    if (typeof v !== "string") this.fail(key, `must be a non-empty string, got ${describe(v)}`);
+    const why = prefixProblem(v);
+    if (why !== null) this.fail(key, `must be an MQTT topic prefix: ${why}, got ${describe(v)}`);
     return v;
   }
 

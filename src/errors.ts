@@ -14,6 +14,7 @@ export const Exit = {
   NOINPUT: 66,
   UNAVAILABLE: 69,
   CANTCREAT: 73,
+  TEMPFAIL: 75,
   CONFIG: 78,
 } as const;
 export type ExitCode = typeof Exit[keyof typeof Exit];
@@ -57,6 +58,9 @@ export const Code = {
   CONFIG_MISSING: "CONFIG_MISSING",
   USAGE: "USAGE",
   IO: "IO",
+  // files linkd writes
+  FILE_WRITE: "FILE_WRITE",
+  OUTPUT_EXISTS: "OUTPUT_EXISTS",
 } as const;
 export type ErrorCode = typeof Code[keyof typeof Code];
 
@@ -72,7 +76,8 @@ const EXIT_OF: Record<ErrorCode, ExitCode> = {
   FLASH_IO: Exit.DATAERR,
   FLASH_MISSING: Exit.NOINPUT,
   FLASH_GEOMETRY: Exit.CONFIG,
-  FLASH_BUSY: Exit.UNAVAILABLE,
+  // The flash is in use by a running linkd: try again after stopping it (CONTRACT.md section 1).
+  FLASH_BUSY: Exit.TEMPFAIL,
   STORE_FULL: Exit.DATAERR,
   STORE_TOO_LARGE: Exit.DATAERR,
   STORE_CORRUPT: Exit.DATAERR,
@@ -96,6 +101,13 @@ const EXIT_OF: Record<ErrorCode, ExitCode> = {
   CONFIG_MISSING: Exit.CONFIG,
   USAGE: Exit.USAGE,
   IO: Exit.NOINPUT,
+  // A file linkd creates (the flash created erased, the OTP when programmed, --record-out) could
+  // not be written: a full disk, an I/O error. Nothing partial is left, so the file still does
+  // not exist: 66. (sysexits has EX_IOERR, 74, for this; the contract has no such code yet.)
+  FILE_WRITE: Exit.NOINPUT,
+  // --record-out names a file that exists: the command line must name a new one (never
+  // overwritten); checked before the device is touched.
+  OUTPUT_EXISTS: Exit.USAGE,
 };
 
 /** An error with a stable code. The message is one line, sentence case, no full stop. */

@@ -1,13 +1,17 @@
 /**
  * `linkd status`: what a technician or a script needs to know, never a secret.
  * Damage anywhere (store, OTP, identity, tokens) is reported as `store.ok: false` with one line
- * of detail, never as a crash. `access_expires_at` is whole Unix milliseconds (an integer, as on
+ * of detail, never as a crash. A device is provisioned once its OTP holds a root key, whatever
+ * the flash says: a damaged, erased, empty or missing flash beside a written OTP is damage (with
+ * the command that repairs it), never a blank device. Status reads only: it never creates or
+ * writes a file (Device.open readOnly). `access_expires_at` is whole Unix milliseconds (an integer, as on
  * the bus) or null.
  */
 import { wallMs } from "./bus/payloads.ts";
-import { toHex } from "./bytes.ts";
+import { toHex, wipe } from "./bytes.ts";
 import type { Device } from "./device.ts";
 import { isLinkdError } from "./errors.ts";
+import type { SignedIdentity } from "./provision/identity.ts";
 import { RecordType } from "./store/vault.ts";
 import { decodeTokenRecord } from "./tokens/token_record.ts";
 import { type Capabilities, capabilities, decodeScopeBook, EMPTY_BOOK } from "./link/scope_book.ts";
@@ -28,6 +32,13 @@ export interface StatusReport {
    */
   capabilities: Capabilities;
 }
+
+/**
+ * The way out for a device whose identity record is damaged or lost (provision/provision.ts
+ * REPAIR_HINT; spelled out here so that status does not load the provisioning code).
+ */
+const REPAIR =
+  "linkd repair --config FILE --serial SN --product-id PID --client-id CID [--line-key FILE], with the identity the line recorded for this device";
 
 function reason(e: unknown): string {
   if (isLinkdError(e)) return e.message;
@@ -52,11 +63,36 @@ export function statusReport(device: Device): StatusReport {
   if (!health.ok) r.store.ok = false;
   if (health.detail) problems.push(`flash: ${health.detail}`);
   try {
-    const vault = device.vaultIfProgrammed();
-    if (vault) {
-      const id = vault.identity();
+    const otp = device.vaultAndBinding();
+    if (otp) {
+      // Provisioned once the OTP holds a root key, whatever the flash says (CONTRACT.md 3).
+      r.provisioned = true;
+      const vault = otp.vault;
+      const file = device.flashFile;
+      if (file !== "present") {
+        r.store.ok = false;
+        problems.push(
+          `the flash partition ${device.config.flash.path} is ${file} though the OTP holds a root key`,
+        );
+      }
+      let id: SignedIdentity | null = null;
+      try {
+        id = vault.identity();
+        if (id && otp.binding) {
+          const i = id.identity;
+          const bound = { serial: i.serial, productId: i.product_id, clientId: i.client_id };
+          if (!vault.bindingMatches(otp.binding, bound)) {
+            id = null;
+            r.store.ok = false;
+            problems.push("the identity record is not the one the OTP is bound to");
+          }
+        }
+      } catch (e) {
+        r.store.ok = false;
+        problems.push(`identity: ${reason(e)}`);
+      }
+      if (otp.binding) wipe(otp.binding);
       if (id) {
-        r.provisioned = true;
         r.serial = id.identity.serial;
         r.product_id = id.identity.product_id;
         r.client_id = id.identity.client_id;
@@ -84,11 +120,12 @@ export function statusReport(device: Device): StatusReport {
           problems.push(`scopes: ${reason(e)}`);
         }
         r.capabilities = capabilities(device.config.auth.scopes, r.scopes, book);
-      } else if (health.lostKeys.includes(RecordType.IDENTITY)) {
+      } else {
         r.store.ok = false;
-        problems.push("the identity record is damaged: the device needs repair");
-      } else if (device.store.keys().length > 0) {
-        problems.push("provisioning was interrupted: run linkd provision again");
+        const what = health.lostKeys.includes(RecordType.IDENTITY) || problems.length > 0
+          ? "the identity record is damaged"
+          : "the flash holds no identity record (provisioning was cut short, or the flash was erased or replaced)";
+        problems.push(`${what}: the device keeps its identity for life; repair it with ${REPAIR}`);
       }
     } else if (device.store.keys().length > 0) {
       r.store.ok = false;

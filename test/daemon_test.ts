@@ -87,10 +87,10 @@ run(
       assert.is(st.code, 0);
       const report = JSON.parse(new TextDecoder().decode(st.stdout));
       assert.equal([report.provisioned, report.linked, report.store.ok], [true, true, true]);
-      // A command that writes does not hang beside the daemon: one line, exit 69, soon.
+      // A command that writes does not hang beside the daemon: one line, exit 75, soon.
       const t0 = performance.now();
       const busy = await linkd(["logout", "--config", "linkd.json"], dir).output();
-      assert.is(busy.code, 69);
+      assert.is(busy.code, 75);
       const line = new TextDecoder().decode(busy.stderr).trim();
       assert.match(line, /^linkd: Cannot open flash .*in use by a running linkd/);
       assert.not.match(line, /\n/);

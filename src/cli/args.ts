@@ -23,6 +23,15 @@ export type Command =
     readonly lineKey?: string;
     readonly recordOut?: string;
   }
+  | {
+    readonly cmd: "repair";
+    readonly config?: string;
+    readonly serial: string;
+    readonly productId: string;
+    readonly clientId: string;
+    readonly lineKey?: string;
+    readonly recordOut?: string;
+  }
   | { readonly cmd: "logout"; readonly config?: string }
   | { readonly cmd: "factory-reset"; readonly config?: string }
   | { readonly cmd: "version" }
@@ -34,6 +43,7 @@ Usage:
   linkd run --config FILE
   linkd status --config FILE [--json]
   linkd provision --config FILE --serial SN --product-id PID --client-id CID [--line-key FILE] [--record-out FILE]
+  linkd repair --config FILE --serial SN --product-id PID --client-id CID [--line-key FILE] [--record-out FILE]
   linkd logout --config FILE
   linkd factory-reset --config FILE
   linkd --version
@@ -42,21 +52,36 @@ Subcommands:
   run            the daemon started at boot; stays up until SIGTERM
   status         prints provisioning, link state, scopes, token expiry and store health
   provision      factory line: writes the device identity and keys
+  repair         rework station: a device whose identity record is damaged or lost (see
+                 linkd status) gets the same identity back; give the identity the line
+                 recorded for it (its OTP is bound to it: any other is refused with 73)
   logout         forgets the user's tokens, keeps the identity
   factory-reset  forgets everything a user did, keeps the factory identity
 
 --config falls back to the LINKD_CONFIG environment variable, then /etc/linkd/linkd.json.
-Exit codes: 0 ok, 64 bad command line, 65 bad data, 66 missing file, 69 auth server
-unreachable, 73 already provisioned, 78 bad config.
+A device is provisioned once its OTP holds a root key, and keeps that identity for life:
+provision continues a cut-short run only with the same serial, product id and client id
+(anything else is 73), and repair gives a damaged or lost identity back.
+Exit codes: 0 ok, 64 bad command line, 65 bad data, 66 missing file (or one that could
+not be written), 69 auth server unreachable, 73 already provisioned, 75 flash in use by a
+running linkd, 78 bad config.
 `;
 
-type Subcommand = "run" | "status" | "provision" | "logout" | "factory-reset";
+type Subcommand = "run" | "status" | "provision" | "repair" | "logout" | "factory-reset";
 
 /** Flags each subcommand takes; `true` marks a flag with a value. */
 const FLAGS: Readonly<Record<Subcommand, Readonly<Record<string, boolean>>>> = {
   run: { config: true },
   status: { config: true, json: false },
   provision: {
+    config: true,
+    serial: true,
+    "product-id": true,
+    "client-id": true,
+    "line-key": true,
+    "record-out": true,
+  },
+  repair: {
     config: true,
     serial: true,
     "product-id": true,
@@ -72,6 +97,7 @@ const REQUIRED: Readonly<Record<Subcommand, readonly string[]>> = {
   run: [],
   status: [],
   provision: ["serial", "product-id", "client-id"],
+  repair: ["serial", "product-id", "client-id"],
   logout: [],
   "factory-reset": [],
 };
@@ -163,11 +189,12 @@ export function parseArgs(argv: readonly string[]): Command {
       return { cmd: sub, ...withConfig };
     case "status":
       return { cmd: "status", ...withConfig, json: seen.has("json") };
-    case "provision": {
+    case "provision":
+    case "repair": {
       const lineKey = str("line-key");
       const recordOut = str("record-out");
       return {
-        cmd: "provision",
+        cmd: sub,
         ...withConfig,
         serial: str("serial")!,
         productId: str("product-id")!,

@@ -94,6 +94,25 @@ test("parseArgs() parses provision with the required flags", () => {
   });
 });
 
+test("parseArgs() parses repair with the flags of provision; USAGE_TEXT says how a stuck device gets out", () => {
+  const flags = ["--serial", "SN1", "--product-id", "PID", "--client-id", "CID"];
+  assert.equal(parseArgs(["repair", ...flags, "--line-key", "k", "--record-out", "o"]), {
+    cmd: "repair",
+    serial: "SN1",
+    productId: "PID",
+    clientId: "CID",
+    lineKey: "k",
+    recordOut: "o",
+  });
+  usageError(["repair", "--serial", "SN1", "--product-id", "PID"], "--client-id");
+  usageError(["repair", ...flags, "--json"], "--json");
+  assert.match(
+    USAGE_TEXT,
+    /linkd repair --config FILE --serial SN --product-id PID --client-id CID/,
+  );
+  assert.match(USAGE_TEXT, /damaged or lost/);
+});
+
 test("parseArgs() keeps values as given, including = and odd characters", () => {
   const c = parseArgs(["provision", "--serial=a=b", "--product-id", "p!d", "--client-id", "c/d"]);
   assert.equal(c, { cmd: "provision", serial: "a=b", productId: "p!d", clientId: "c/d" });

@@ -4,13 +4,12 @@
  */
 import { configPath, loadConfig } from "../config.ts";
 import { Device, type DeviceEffects, systemEffects } from "../device.ts";
-import { Code, Exit, isLinkdError, LinkdError } from "../errors.ts";
-import { readFileAtMost } from "../files.ts";
+import { Exit, isLinkdError } from "../errors.ts";
 import { RecordType, USER_RECORDS } from "../store/vault.ts";
 import { VERSION } from "../version.ts";
 import { systemClock } from "../clock.ts";
-import { parseArgs, USAGE_TEXT } from "./args.ts";
-import { dirname } from "../paths.ts";
+import { type Command, parseArgs, USAGE_TEXT } from "./args.ts";
+import type { SignedIdentity } from "../provision/identity.ts";
 
 // Each command's own code (the daemon, status, provisioning) is loaded when that command runs:
 // evaluating modules costs boot time on a small SoC, and `linkd run` needs none of the others.
@@ -72,42 +71,27 @@ function withDevice<T>(
   }
 }
 
-/** Opens the device for a command that writes: waits a moment for a running daemon, no more. */
-async function withWriter<T>(flag: string | undefined, io: Io, fn: (d: Device) => T): Promise<T> {
+/**
+ * Opens the device for a command that writes: waits a moment for a running daemon, no more
+ * (exit 75; the message names `busCommand` when the daemon takes the command on the bus).
+ */
+async function withWriter<T>(
+  flag: string | undefined,
+  io: Io,
+  fn: (d: Device) => T,
+  busCommand?: string,
+): Promise<T> {
   const config = loadConfig(configPath(flag, io.env));
-  const device = await Device.openForWrite(config, io.effects);
+  const device = await Device.openForWrite(
+    config,
+    io.effects,
+    busCommand === undefined ? {} : { busCommand },
+  );
   try {
     return fn(device);
   } finally {
     device.close();
   }
-}
-
-/** Largest line key file read: a seed is 32 bytes raw or 64 hex characters. */
-export const MAX_LINE_KEY_BYTES = 4096;
-
-/**
- * Reads the line key file at `path`: at most MAX_LINE_KEY_BYTES, so that a huge file or an
- * endless device is refused (BAD_LINE_KEY) instead of read to its end.
- */
-function readLineKey(path: string): Uint8Array {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileAtMost(path, MAX_LINE_KEY_BYTES + 1);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new LinkdError(Code.LINE_KEY_MISSING, `Cannot read line key ${path}: file not found`);
-    }
-    throw new LinkdError(Code.IO, `Cannot read line key ${path}: ${(e as Error).name}`);
-  }
-  if (bytes.length > MAX_LINE_KEY_BYTES) {
-    bytes.fill(0);
-    throw new LinkdError(
-      Code.BAD_LINE_KEY,
-      `Cannot use line key ${path}: the file is more than ${MAX_LINE_KEY_BYTES} bytes; expected a 32-byte Ed25519 seed, raw or as 64 hex characters`,
-    );
-  }
-  return bytes;
 }
 
 /**
@@ -117,13 +101,14 @@ function readLineKey(path: string): Uint8Array {
 export async function withLineKey<T>(
   path: string | undefined,
   fn: (lineSeed: Uint8Array | undefined) => T | Promise<T>,
-  read: (path: string) => Uint8Array = readLineKey,
+  read?: (path: string) => Uint8Array,
 ): Promise<T> {
   if (path === undefined) return await fn(undefined);
   let raw: Uint8Array | undefined;
   let seed: Uint8Array | undefined;
   try {
-    raw = read(path);
+    // The file's mode, type and size are checked there (provision/line_files.ts).
+    raw = (read ?? (await import("../provision/line_files.ts")).readLineKeyFile)(path);
     const { parseLineKey } = await import("../provision/identity.ts");
     seed = parseLineKey(raw, path);
     return await fn(seed); // wiped only once provisioning is over
@@ -139,7 +124,9 @@ type IdentityState = "provisioned" | "unprovisioned" | "unreadable";
 function identityState(d: Device): IdentityState {
   try {
     if (d.store.health.lostKeys.includes(RecordType.IDENTITY)) return "unreadable";
-    return d.isProvisioned() ? "provisioned" : "unprovisioned";
+    // Provisioned once the OTP holds a root key: a missing identity record needs repair.
+    if (!d.isProvisioned()) return "unprovisioned";
+    return d.vault().identity() ? "provisioned" : "unreadable";
   } catch {
     return "unreadable";
   }
@@ -180,37 +167,9 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
         return Exit.OK;
       }, { readOnly: true });
     }
-    case "provision": {
-      const { checkIdentityInputs, encodeEnvelope, provisionReport } = await import(
-        "../provision/identity.ts"
-      );
-      const { provision } = await import("../provision/provision.ts");
-      // The seed and the key file's bytes are wiped when this returns or throws.
-      return await withLineKey(cmd.lineKey, (lineSeed) => {
-        // Everything the line passed is checked before the device is touched.
-        checkIdentityInputs(cmd.serial, cmd.productId, cmd.clientId);
-        const recordOut = cmd.recordOut;
-        if (recordOut !== undefined) checkFolder(recordOut);
-        return withWriter(cmd.config, io, (d) => {
-          const input = {
-            serial: cmd.serial,
-            productId: cmd.productId,
-            clientId: cmd.clientId,
-            ...(lineSeed ? { lineSeed } : {}),
-          };
-          const { signed, resumed } = provision(d, input, io.now, (s) => {
-            if (recordOut !== undefined) writeAtomically(recordOut, encodeEnvelope(s));
-          });
-          if (resumed) {
-            io.err(
-              "linkd: note: the OTP held a root key from an interrupted provisioning; it was kept",
-            );
-          }
-          io.out(JSON.stringify(provisionReport(signed)));
-          return Exit.OK;
-        });
-      });
-    }
+    case "provision":
+    case "repair":
+      return await lineCommand(cmd, io);
     case "logout":
       // The tokens are deleted first, without the vault: a damaged or missing identity, or an
       // unreadable OTP, must not keep the user's tokens on the device.
@@ -231,7 +190,7 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
           : `the device identity ${NEEDS_REPAIR}`;
         io.out(`${done}; ${id}`);
         return Exit.OK;
-      });
+      }, "logout"); // beside the daemon: P/cmd/logout does it
     case "factory-reset":
       return await withWriter(cmd.config, io, (d) => {
         const had = forget(d, USER_RECORDS);
@@ -250,28 +209,74 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   }
 }
 
-function checkFolder(path: string): void {
-  try {
-    if (Deno.statSync(dirname(path)).isDirectory) return;
-  } catch {
-    // reported below
-  }
-  throw new LinkdError(
-    Code.IO,
-    `Cannot write the record to ${path}: folder ${dirname(path)} does not exist`,
+/**
+ * `provision` (the factory line) and `repair` (the rework station), in one order: the line's
+ * inputs and --record-out (never overwritten: a path that exists is refused before anything is
+ * written), then the device's refusals on a read-only open where the writer's open would create
+ * or fill a missing or empty flash (so a refused call leaves every file as it was), then the
+ * write under the lock. The line key's seed and the key file's bytes are wiped when this ends.
+ */
+async function lineCommand(
+  cmd: Extract<Command, { cmd: "provision" | "repair" }>,
+  io: Io,
+): Promise<number> {
+  const { checkIdentityInputs, encodeEnvelope, provisionReport } = await import(
+    "../provision/identity.ts"
   );
+  const steps = await import("../provision/provision.ts");
+  const { checkRecordOut, writeRecordOut } = await import("../provision/line_files.ts");
+  const check = cmd.cmd === "provision" ? steps.checkProvision : steps.checkRepair;
+  return await withLineKey(cmd.lineKey, (lineSeed) => {
+    checkIdentityInputs(cmd.serial, cmd.productId, cmd.clientId);
+    const recordOut = cmd.recordOut;
+    if (recordOut !== undefined) checkRecordOut(recordOut);
+    const probe = { serial: cmd.serial, productId: cmd.productId, clientId: cmd.clientId };
+    withDevice(cmd.config, io, (d) => {
+      if (d.flashFile !== "present") check(d, probe);
+    }, { readOnly: true });
+    return withWriter(cmd.config, io, (d) => {
+      const input = { ...probe, ...(lineSeed ? { lineSeed } : {}) };
+      let wrote = false;
+      const beforeCommit = (signed: SignedIdentity) => {
+        if (recordOut === undefined) return;
+        writeRecordOut(recordOut, encodeEnvelope(signed));
+        wrote = true;
+      };
+      let signed: SignedIdentity;
+      try {
+        if (cmd.cmd === "provision") {
+          const r = steps.provision(d, input, io.now, beforeCommit);
+          signed = r.signed;
+          if (r.resumed) {
+            io.err(
+              "linkd: note: the OTP held a root key from an interrupted provisioning; it was kept",
+            );
+          }
+        } else {
+          const r = steps.repair(d, input, io.now, beforeCommit);
+          signed = r.signed;
+          if (!r.repaired) {
+            io.err("linkd: note: nothing to repair: the identity and store are whole");
+          }
+        }
+      } catch (e) {
+        // The identity was not committed: the record this run wrote goes too (it names a time
+        // the device never got), so the line's retry with the same path is not refused.
+        if (wrote) removeQuietly(recordOut!);
+        throw e;
+      }
+      io.out(JSON.stringify(provisionReport(signed)));
+      return Exit.OK;
+    });
+  });
 }
 
-function writeAtomically(path: string, bytes: Uint8Array): void {
-  const tmp = `${path}.tmp-${Deno.pid}`;
+/** Removes `path`, a file this run created; a failure to remove it does not hide the cause. */
+function removeQuietly(path: string): void {
   try {
-    Deno.writeFileSync(tmp, bytes);
-    Deno.renameSync(tmp, path);
-  } catch (e) {
-    try {
-      Deno.removeSync(tmp);
-    } catch { /* nothing to clean */ }
-    throw new LinkdError(Code.IO, `Cannot write the record to ${path}: ${(e as Error).name}`);
+    Deno.removeSync(path);
+  } catch {
+    // the error being thrown says what went wrong
   }
 }
 

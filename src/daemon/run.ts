@@ -2,7 +2,8 @@
  * `linkd run`: the daemon the speaker starts at boot (CONTRACT.md section 1).
  *
  * Boot: open the flash and mount the sealed store, connect the bus, then publish the first
- * state (`unprovisioned`, or the link controller's) and tell systemd READY=1. A provisioned
+ * state (`unprovisioned`, `error` with `store_damaged` when the OTP is written but the flash
+ * cannot give the identity, or the link controller's) and tell systemd READY=1. A provisioned
  * device serves its sealed token without touching the network, refreshes an expired one, or
  * starts the code-pair flow; commands arrive on the bus. On SIGTERM: cancel whatever runs,
  * take the code down, publish `offline`, flush the flash, exit 0.
@@ -16,6 +17,7 @@ import { Device } from "../device.ts";
 import { Code, LinkdError } from "../errors.ts";
 import { LinkBridge } from "../link/bridge.ts";
 import { LinkController, type LinkListener } from "../link/controller.ts";
+import { storeDamaged } from "../link/problems.ts";
 import { http1Fetch } from "../net/http1.ts";
 import { collectSoon } from "./gc.ts";
 import { Presenter } from "../present/outputs.ts";
@@ -47,7 +49,10 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   let ctl: LinkController | null = null;
   let bridge: LinkBridge | null = null;
   try {
-    const provisioned = device.vaultIfProgrammed()?.identity() ?? null;
+    // A provisioned device (its OTP is written) whose flash cannot give its identity is damaged:
+    // it says so on the bus and in the log, and writes nothing until it is repaired.
+    const boot = device.bootIdentity();
+    const provisioned = boot.kind === "provisioned" ? boot.signed : null;
     const login = o.broker ? {} : busLogin(o.config.bus);
     try {
       bus = await connectBus({
@@ -91,7 +96,11 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
         o.log(`linkd: the ${output} output failed (${e instanceof Error ? e.name : "error"})`),
     });
     bridge = new LinkBridge({ bus, presenter, log: o.log });
-    if (!provisioned) {
+    if (boot.kind === "damaged") {
+      o.log(`linkd: store_damaged: ${boot.detail}`);
+      const error = storeDamaged(boot.detail);
+      bridge.listener.state!({ state: "error", since: clock.now(), scopes: [], error });
+    } else if (!provisioned) {
       bridge.listener.state!({ state: "unprovisioned", since: clock.now(), scopes: [] });
     } else {
       const id = provisioned.identity;

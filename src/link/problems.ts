@@ -71,6 +71,14 @@ export function describe(e: unknown): LinkProblem {
   return { code: "internal", message: `Unexpected ${e instanceof Error ? e.name : "failure"}` };
 }
 
+/**
+ * `store_damaged`: the flash cannot give the device its identity (damaged, erased, or no valid
+ * sector) though the OTP says it is provisioned. linkd writes nothing until it is repaired.
+ */
+export function storeDamaged(detail: string): LinkProblem {
+  return { code: "store_damaged", message: detail.slice(0, 300) };
+}
+
 export const NOT_LINKED: LinkProblem = Object.freeze({
   code: "not_linked",
   message: "Not linked: there is no token to refresh",

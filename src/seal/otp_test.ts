@@ -3,7 +3,14 @@ import * as assert from "uvu/assert";
 import nacl from "tweetnacl";
 import { toHex, utf8 } from "../bytes.ts";
 import { throwsCode } from "../../test/support/assert.ts";
-import { OTP_CHECK_BYTES, OTP_FILE_BYTES, OtpStore, ROOT_KEY_BYTES } from "./otp.ts";
+import {
+  BINDING_BYTES,
+  OTP_CHECK_BYTES,
+  OTP_FILE_BYTES,
+  OTP_V1_FILE_BYTES,
+  OtpStore,
+  ROOT_KEY_BYTES,
+} from "./otp.ts";
 
 /** Runs `f` with a fresh temp folder, removed afterwards. */
 function inTemp(f: (dir: string) => void): void {
@@ -20,7 +27,40 @@ const key = () => nacl.randomBytes(ROOT_KEY_BYTES);
 test("OtpStore file layout constants", () => {
   assert.is(ROOT_KEY_BYTES, 32);
   assert.is(OTP_CHECK_BYTES, 8);
-  assert.is(OTP_FILE_BYTES, 44);
+  assert.is(BINDING_BYTES, 32);
+  assert.is(OTP_FILE_BYTES, 76);
+  assert.is(OTP_V1_FILE_BYTES, 44);
+});
+
+test("OtpStore.program() with a binding writes format 2: magic, key, binding, check", () => {
+  inTemp((dir) => {
+    const path = `${dir}/otp`;
+    const k = key();
+    const binding = nacl.randomBytes(BINDING_BYTES);
+    OtpStore.open(path).program(k, binding);
+    const image = Deno.readFileSync(path);
+    assert.is(image.length, 76);
+    assert.is(new TextDecoder().decode(image.subarray(0, 4)), "LKO2");
+    assert.is(toHex(image.subarray(4, 36)), toHex(k));
+    assert.is(toHex(image.subarray(36, 68)), toHex(binding));
+    assert.is(toHex(image.subarray(68)), toHex(nacl.hash(image.subarray(0, 68)).subarray(0, 8)));
+    const c = OtpStore.open(path).contentsIfProgrammed()!;
+    assert.is(toHex(c.rootKey), toHex(k));
+    assert.is(toHex(c.binding!), toHex(binding));
+    // Every single-bit flip of a format 2 file is caught, the binding's too.
+    for (let i = 0; i < image.length * 8; i++) {
+      const bad = image.slice();
+      bad[i >> 3]! ^= 1 << (i & 7);
+      Deno.writeFileSync(path, bad);
+      throwsCode(() => OtpStore.open(path).contentsIfProgrammed(), "OTP_CORRUPT");
+    }
+    // A format 1 part reads, without a binding.
+    Deno.removeSync(path);
+    OtpStore.open(path).program(k);
+    assert.is(Deno.statSync(path).size, OTP_V1_FILE_BYTES);
+    assert.is(OtpStore.open(path).contentsIfProgrammed()!.binding, null);
+    assert.throws(() => OtpStore.open(`${dir}/x`).program(k, new Uint8Array(31)), TypeError);
+  });
 });
 
 test("OtpStore.state() is blank for a missing file and creates nothing", () => {
@@ -46,7 +86,7 @@ test("OtpStore.state() is blank for an empty file, and program() fills it", () =
     assert.is(otp.state(), "programmed");
     assert.is(toHex(otp.readRootKey()), toHex(k));
     assert.is(toHex(otp.rootKeyIfProgrammed()!), toHex(k));
-    assert.is(Deno.statSync(path).size, OTP_FILE_BYTES);
+    assert.is(Deno.statSync(path).size, OTP_V1_FILE_BYTES);
   });
 });
 
@@ -119,11 +159,11 @@ test("OtpStore reports a damaged file as OTP_CORRUPT and never reprograms it", (
     assert.is(toHex(Deno.readFileSync(path)), toHex(bad), "corrupt file left as it was");
     // Truncated, extended, wrong magic, and a non-empty file that is not a part at all.
     Deno.writeFileSync(path, good.subarray(0, 43));
-    throwsCode(() => otp.state(), "OTP_CORRUPT", "43 bytes, expected 44");
+    throwsCode(() => otp.state(), "OTP_CORRUPT", "43 bytes, expected 76 (or 44)");
     Deno.writeFileSync(path, new Uint8Array([...good, 0]));
-    throwsCode(() => otp.state(), "OTP_CORRUPT", "more than 44 bytes");
+    throwsCode(() => otp.state(), "OTP_CORRUPT", "45 bytes, expected 76 (or 44)");
     const magic = good.slice();
-    magic[3] = 0x32; // "LKO2"
+    magic[3] = 0x32; // "LKO2" on a file of format 1's size
     Deno.writeFileSync(path, magic);
     throwsCode(() => otp.state(), "OTP_CORRUPT", "magic");
     Deno.writeFileSync(path, utf8.encode("\n"));
@@ -135,18 +175,18 @@ test("OtpStore reports a damaged file as OTP_CORRUPT and never reprograms it", (
   });
 });
 
-test("OtpStore reads at most 45 bytes: a bigger file or an endless device is OTP_CORRUPT", () => {
+test("OtpStore reads at most 77 bytes: a bigger file or an endless device is OTP_CORRUPT", () => {
   inTemp((dir) => {
     const path = `${dir}/otp`;
     Deno.writeFileSync(path, new Uint8Array(8 << 20).fill(0x41));
     const big = OtpStore.open(path);
-    throwsCode(() => big.state(), "OTP_CORRUPT", "more than 44 bytes");
+    throwsCode(() => big.state(), "OTP_CORRUPT", "more than 76 bytes");
     throwsCode(() => big.program(key()), "OTP_CORRUPT");
     assert.is(Deno.statSync(path).size, 8 << 20, "left as it was");
   });
-  // /dev/zero claims 0 bytes and never ends: it must not be read to its end (or taken as blank).
+  // /dev/zero claims 0 bytes and never ends: it is not opened at all (files.ts), never blank.
   const zero = OtpStore.open("/dev/zero");
-  throwsCode(() => zero.state(), "OTP_CORRUPT", "more than 44 bytes");
+  throwsCode(() => zero.state(), "OTP_CORRUPT", "a character device, not a regular file");
   throwsCode(() => zero.readRootKey(), "OTP_CORRUPT");
 });
 

@@ -173,4 +173,41 @@ test("RecordStore: a damaged newest record reads as damaged, never as its older 
   assert.ok(equal(healed.get(1)!.data, payload(1, 2, 300)));
 });
 
+test("RecordStore: data without one valid sector header is damage, not a blank store", () => {
+  const g: FlashGeometry = { size: 65536, eraseSize: 4096, pageSize: 256, writeSize: 4 };
+  const dev = NorEmulator.memory(g);
+  RecordStore.mount(dev).put(1, payload(1, 0, 200)); // one sector in use
+  const good = dev.image();
+  const cases: [string, Uint8Array][] = [
+    ["a flipped bit in the only sector header", good.slice()],
+    ["random bytes", payload(7, 7, g.size)],
+    ["all zero", new Uint8Array(g.size)],
+  ];
+  cases[0]![1][5]! ^= 0x01;
+  for (const [name, image] of cases) {
+    const flash = NorEmulator.fromImage(image, g);
+    const m = RecordStore.mount(flash);
+    assert.is(m.health.noLog, true, name);
+    assert.is(m.health.ok, false, name);
+    assert.match(m.health.detail ?? "", /no valid sector/, name);
+    // Nothing is written over the evidence until a command formats it.
+    assert.throws(
+      () => m.put(2, payload(2, 0, 10)),
+      (e: unknown) => isLinkdError(e, Code.STORE_CORRUPT),
+    );
+    assert.ok(equal(flash.image(), image), `${name}: left as it was`);
+    m.format();
+    assert.is(m.health.ok, true, name);
+    assert.ok(flash.image().every((b) => b === 0xff), `${name}: formatted`);
+    m.put(2, payload(2, 0, 10));
+  }
+  // A first sector opening cut by power loss (a torn header, nothing after it) is blank.
+  const torn = new Uint8Array(g.size).fill(0xff);
+  torn.set(good.subarray(0, 6), 4096 * 3);
+  const t = RecordStore.mount(NorEmulator.fromImage(torn, g));
+  assert.is(t.health.ok, true);
+  assert.is(t.health.noLog, false);
+  t.put(2, payload(2, 0, 10));
+});
+
 test.run();

@@ -105,7 +105,7 @@ export class RecordStore {
       ...this.#health,
       lostKeys,
       lostEntries: lostKeys.length,
-      ok: lostKeys.length === 0 && !this.#health.unknownLoss,
+      ok: lostKeys.length === 0 && !this.#health.unknownLoss && !this.#health.noLog,
       ...this.#space(),
     };
   }
@@ -157,6 +157,7 @@ export class RecordStore {
         `Cannot store record ${key}: ${data.length} bytes exceeds the limit of ${this.maxPayload}`,
       );
     }
+    this.#checkWritable(key);
     const s = seq ?? this.allocateSeq();
     this.#checkSeq(key, s);
     this.#mutate(() => this.#write(key, s, 0, data));
@@ -168,13 +169,30 @@ export class RecordStore {
     checkKey(key);
     const e = this.#index.get(key);
     if (!e || e.flags & FLAG_TOMBSTONE) return;
+    this.#checkWritable(key);
     const s = this.allocateSeq();
     this.#mutate(() => this.#write(key, s, FLAG_TOMBSTONE, new Uint8Array(0)));
   }
 
   /**
+   * Erases every sector that is not erased and remounts: an empty store. Only for a command that
+   * asks for it (provisioning a blank device, repair): it destroys whatever the partition held.
+   */
+  format(): void {
+    this.#mutate(() => {
+      for (let i = 0; i < this.layout.sectors; i++) {
+        const base = i * this.layout.sectorSize;
+        if (!isErased(this.#flash.read(base, this.layout.sectorSize))) this.#flash.erase(i);
+      }
+      this.#flash.sync();
+      this.#scan();
+    });
+  }
+
+  /**
    * Rewrites the live records and erases every other sector, so that nothing superseded or
-   * deleted remains anywhere on the flash (used by logout and factory reset).
+   * deleted remains anywhere on the flash (used by logout and factory reset). On a partition
+   * with no valid sector (`health.noLog`) that is every sector: it formats it.
    */
   scrub(): void {
     this.#mutate(() => {
@@ -190,6 +208,8 @@ export class RecordStore {
         if (!isErased(this.#flash.read(base, this.layout.sectorSize))) this.#flash.erase(i);
       }
       this.#flash.sync();
+      // What mount finds now: damage in the sectors erased is gone (damaged markers are carried).
+      this.#scan();
     });
   }
 
@@ -210,6 +230,19 @@ export class RecordStore {
         );
       }
       throw e;
+    }
+  }
+
+  /**
+   * A partition with data but no valid sector is evidence of damage: nothing is written there
+   * (a write would erase a sector of it) until a command formats it (repair, factory reset).
+   */
+  #checkWritable(key: number): void {
+    if (this.#health.noLog) {
+      throw new LinkdError(
+        Code.STORE_CORRUPT,
+        `Cannot write record ${key}: the partition holds data but no valid sector; it is left as it is for inspection (see linkd status)`,
+      );
     }
   }
 

@@ -14,7 +14,11 @@
  *   are newer than everything else) is bridged, the sector's entries found by the same scan;
  * - a committed entry whose payload fails its checksum, when it was the newest of its key,
  *   becomes a damaged marker: the key reads as damaged (never as an older value), and the marker
- *   is carried by reclaim, so the loss stays reported until the key is written or deleted again.
+ *   is carried by reclaim, so the loss stays reported until the key is written or deleted again;
+ * - a partition with no valid sector header is blank only when it is erased, or when all it holds
+ *   is one torn sector header (the very first opening, cut off: nothing follows a header until it
+ *   is whole). Anything else (a flipped bit in the only sector header, a random or foreign image)
+ *   is damage: `noLog`, reported, and the store writes nothing there until it is formatted.
  */
 import { crc32, isErased } from "../bytes.ts";
 import {
@@ -59,6 +63,8 @@ export interface StoreHealth {
   lostEntries: number;
   /** The keys whose newest record is gone (damaged markers in the index). */
   lostKeys: number[];
+  /** The partition holds data but not one valid sector header: damaged, not blank. */
+  noLog: boolean;
 }
 
 export interface IndexEntry {
@@ -123,6 +129,7 @@ export function scanLog(l: Layout, image: Uint8Array): LogState {
     damagedEntries: 0,
     lostEntries: 0,
     lostKeys: [],
+    noLog: false,
   };
   let head = -1;
   for (let i = 0; i < n; i++) {
@@ -130,6 +137,12 @@ export function scanLog(l: Layout, image: Uint8Array): LogState {
     if (h && (head < 0 || h.seq > headers[head]!.seq)) head = i;
   }
   if (head < 0) {
+    if (!blankOrTornOpening(l, image)) {
+      health.ok = false;
+      health.noLog = true;
+      health.detail =
+        "the partition is not erased but holds no valid sector: its log is damaged (or it is not a linkd store)";
+    }
     return {
       index,
       chain,
@@ -419,7 +432,7 @@ export function scanLog(l: Layout, image: Uint8Array): LogState {
       health.lostKeys.push(e.key);
     }
   }
-  health.ok = health.lostEntries === 0 && !health.unknownLoss;
+  health.ok = health.lostEntries === 0 && !health.unknownLoss && !health.noLog;
   const notes: string[] = [];
   if (health.lostEntries) notes.push(`${health.lostEntries} record(s) lost to damaged flash`);
   if (health.unknownLoss) notes.push("a damaged region may have held records");
@@ -429,6 +442,21 @@ export function scanLog(l: Layout, image: Uint8Array): LogState {
   if (health.skippedRegions) notes.push(`${health.skippedRegions} unreadable regions skipped`);
   if (notes.length) health.detail = notes.join("; ");
   return { index, chain, tailSeq, headSeq, headIdx: head, headPos, nextSeq: maxSeq + 1, health };
+}
+
+/**
+ * True for an erased partition, or one whose only programmed bytes lie in one sector's header
+ * field: a first sector opening cut by power loss (the header is programmed before anything
+ * else, so nothing can follow it until it is whole).
+ */
+function blankOrTornOpening(l: Layout, image: Uint8Array): boolean {
+  let torn = 0;
+  for (let i = 0; i < l.sectors; i++) {
+    const base = i * l.sectorSize;
+    if (!isErased(image, base + l.headerSpan, base + l.sectorSize)) return false;
+    if (!isErased(image, base, base + l.headerSpan) && ++torn > 1) return false;
+  }
+  return true;
 }
 
 /**

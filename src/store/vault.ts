@@ -12,6 +12,7 @@ import { timingSafeEqual, wipe } from "../bytes.ts";
 import { decodeCbor, encodeCbor } from "../cbor.ts";
 import { Code, LinkdError } from "../errors.ts";
 import { decodeEnvelope, encodeEnvelope, type SignedIdentity } from "../provision/identity.ts";
+import { bindingMatches, type BoundIdentity, deviceSeed } from "../seal/binding.ts";
 import { deriveKey, hmacSha512 } from "../seal/hmac.ts";
 import { Sealer } from "../seal/sealer.ts";
 import type { RecordStore } from "./record_store.ts";
@@ -82,6 +83,16 @@ export class Vault {
       );
     }
     return (this.#identity = decodeEnvelope(envelope));
+  }
+
+  /** The device's Ed25519 seed, derived from the root key (seal/binding.ts); the caller wipes it. */
+  deviceSeed(): Uint8Array {
+    return deviceSeed(this.#rootKey);
+  }
+
+  /** True when the OTP's identity `binding` commits to `id` under this device's root key. */
+  bindingMatches(binding: Uint8Array, id: BoundIdentity): boolean {
+    return bindingMatches(this.#rootKey, binding, id);
   }
 
   /** Writes the identity, last step of provisioning: from then on the device is provisioned. */
