@@ -144,10 +144,12 @@ export function formatStatus(r: StatusReport, now: number): string {
   const lines: [string, string][] = [];
   lines.push(["provisioned", r.provisioned ? "yes" : "no"]);
   if (r.provisioned) {
-    lines.push(["serial", r.serial!]);
-    lines.push(["product id", r.product_id!]);
-    lines.push(["client id", r.client_id!]);
-    lines.push(["device key", r.device_public_key!]);
+    // Null on a provisioned device: the flash cannot give the identity (see store).
+    const shown = (v: string | null) => v ?? "unreadable (see store)";
+    lines.push(["serial", shown(r.serial)]);
+    lines.push(["product id", shown(r.product_id)]);
+    lines.push(["client id", shown(r.client_id)]);
+    lines.push(["device key", shown(r.device_public_key)]);
   }
   lines.push(["linked", r.linked ? "yes" : "no"]);
   lines.push(["scopes", r.scopes.length ? r.scopes.join(" ") : "-"]);

@@ -27,6 +27,23 @@ test("formatStatus() shows the expiry as an ISO time", () => {
   assert.match(formatStatus(LINKED, 1_800_000_000_000), /expired 2023-11-14T23:13:20\.000Z/);
 });
 
+test("formatStatus() on a provisioned device whose identity is unreadable says so, never null", () => {
+  const damaged: StatusReport = {
+    ...LINKED,
+    serial: null,
+    product_id: null,
+    client_id: null,
+    device_public_key: null,
+    linked: false,
+    access_expires_at: null,
+    store: { ok: false, detail: "the identity record is damaged" },
+  };
+  const text = formatStatus(damaged, 0);
+  assert.not.match(text, /null/);
+  assert.match(text, /serial\s+unreadable \(see store\)/);
+  assert.match(text, /store\s+DAMAGED: the identity record is damaged/);
+});
+
 test("formatStatus() never throws, whatever the expiry", () => {
   const values = [0, MAX_TIME_MS, 8.64e15, 8.64e15 + 1, Number.MAX_SAFE_INTEGER, -1, NaN];
   for (const at of values) {

@@ -1,6 +1,7 @@
 /**
  * The README's first command: the demo pairs unattended with --approve, the audio-pipeline
- * subscriber gets the token, and a second run boots from the sealed flash without pairing.
+ * subscriber gets the token, and a second run boots from the sealed flash without pairing; a
+ * damaged flash stops the demo with store_damaged, never a second provisioning.
  * With --refusal-style html the music scope is refused with Amazon's HTML page instead.
  */
 import { test } from "uvu";
@@ -42,6 +43,16 @@ test("demo --approve: provisions, pairs, the subscriber gets a token; again: boo
   assert.not.match(again.out, /state: pairing/, "no pairing on the second boot");
   assert.match(again.out, /\[audio\] state: linked/);
   assert.match(again.out, /\[audio\] token received: Atza\|/);
+  // The flash damaged (its only sector header): not a blank device, no second provisioning.
+  const flash = Deno.readFileSync(`${dir}/flash.img`);
+  flash[0]! ^= 0x10;
+  Deno.writeFileSync(`${dir}/flash.img`, flash);
+  const damaged = await demo("--approve");
+  assert.is(damaged.code, 1, damaged.out);
+  assert.not.match(damaged.out, /linkd provision/);
+  assert.match(damaged.out, /\[audio\] state: error \(store_damaged\)/);
+  assert.match(damaged.out, /flash is damaged .*--fresh/);
+  assert.equal(Deno.readFileSync(`${dir}/flash.img`), flash, "the evidence is kept");
 });
 
 test("demo --refusal-style html: Amazon's HTML page refuses the music scope; linkd links with alexa:all and reports it", async () => {

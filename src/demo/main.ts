@@ -208,7 +208,7 @@ if (!JSON.parse(statusJson).provisioned) {
     "--line-key",
     `${dir}/line.key`,
     "--record-out",
-    `${dir}/identity.cbor`,
+    `${dir}/identity-${serial}.cbor`,
   ]);
   if (code !== 0) Deno.exit(code);
 } else out("The device is provisioned already: it boots from its sealed flash.");
@@ -220,11 +220,18 @@ const sub = mqtt.connect(broker.url, {
 });
 const stop = new AbortController();
 let gotToken = false;
+let damaged = false;
 sub.on("message", (topic: string, payload: Uint8Array) => {
   if (payload.length === 0) return;
   const v = decodeCbor(payload, topic) as Record<string, unknown>;
   if (topic === "linkd/state") {
-    out(`[audio] state: ${v.state}${v.error ? ` (${(v.error as { code: string }).code})` : ""}`);
+    const error = (v.error as { code?: string } | undefined)?.code;
+    out(`[audio] state: ${v.state}${error ? ` (${error})` : ""}`);
+    if (error === "store_damaged") {
+      // The daemon writes nothing to a damaged device and waits for the line's repair.
+      damaged = true;
+      setTimeout(() => stop.abort(), 300);
+    }
   }
   if (topic === "linkd/say") out(`[audio] would say: "${v.text}"`);
   if (topic === "linkd/capabilities") out(`[audio] capabilities: ${JSON.stringify(v)}`);
@@ -272,9 +279,12 @@ await auth.close();
 out(
   gotToken
     ? "\nLinked. Run `deno task demo` again: the speaker boots from its sealed flash without pairing."
+    : damaged
+    ? "\nThe demo device's flash is damaged (`deno task linkd status --config target/demo/linkd.json`" +
+      " says what and how to repair it); `deno task demo --fresh` starts over with a blank device."
     : "\nStopped before a token arrived.",
 );
-Deno.exit(code);
+Deno.exit(damaged ? 1 : code);
 
 function consoleIo() {
   return {
