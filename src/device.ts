@@ -146,16 +146,7 @@ export class Device {
     // Only a regular file is opened (a FIFO would block), as for writers (openPart).
     const opened = openRegularFile(path, fail);
     if (opened === null) {
-      try {
-        if (!Deno.statSync(dirname(path)).isDirectory) throw new Deno.errors.NotFound();
-      } catch {
-        throw new LinkdError(
-          Code.FLASH_MISSING,
-          `Cannot open flash ${path}: its folder ${
-            dirname(path)
-          } does not exist; create it or fix flash.path`,
-        );
-      }
+      checkFolder(path);
       return new Device(config, NorEmulator.memory(config.flash), otp, null, fx, "missing");
     }
     let image: Uint8Array;
@@ -353,6 +344,21 @@ function eraseNew(file: Deno.FsFile, size: number, path: string): void {
   }
 }
 
+/** FLASH_MISSING (66) when the folder of a missing flash file does not exist either. */
+function checkFolder(path: string): void {
+  try {
+    if (Deno.statSync(dirname(path)).isDirectory) return;
+  } catch {
+    // reported below
+  }
+  throw new LinkdError(
+    Code.FLASH_MISSING,
+    `Cannot open flash ${path}: its folder ${
+      dirname(path)
+    } does not exist; create it or fix flash.path`,
+  );
+}
+
 /** FLASH_IO (65) for a flash path that is not a regular file or cannot be opened or read. */
 function flashFail(path: string): Fail {
   return (why, cause) =>
@@ -380,16 +386,7 @@ function openPart(config: Config): { otp: OtpStore; lock: Deno.FsFile } {
   // Lock first, read after: a second linkd waits for the lock and then sees what the first wrote.
   let opened = openRegularFile(path, fail, { write: true });
   if (opened === null) {
-    try {
-      if (!Deno.statSync(dirname(path)).isDirectory) throw new Deno.errors.NotFound();
-    } catch {
-      throw new LinkdError(
-        Code.FLASH_MISSING,
-        `Cannot open flash ${path}: its folder ${
-          dirname(path)
-        } does not exist; create it or fix flash.path`,
-      );
-    }
+    checkFolder(path);
     // "exists": another linkd created it meanwhile, whole; it is used as it is.
     createFileAtomically(
       path,
