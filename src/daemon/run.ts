@@ -15,7 +15,7 @@ import { type Clock, systemClock } from "../clock.ts";
 import type { Config } from "../config.ts";
 import { Device } from "../device.ts";
 import { Code, LinkdError } from "../errors.ts";
-import { LinkBridge } from "../link/bridge.ts";
+import { LinkBridge } from "./bridge.ts";
 import { LinkController, type LinkListener } from "../link/controller.ts";
 import { storeDamaged } from "../link/problems.ts";
 import { http1Fetch } from "../net/http1.ts";

@@ -28,8 +28,8 @@ import type {
   LinkProblem,
   LinkState,
   PairingInfo,
-} from "./controller.ts";
-import type { Capabilities } from "./scope_book.ts";
+} from "../link/controller.ts";
+import type { Capabilities } from "../link/scope_book.ts";
 
 export interface BridgeOptions {
   bus: Bus;

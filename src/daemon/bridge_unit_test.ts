@@ -6,7 +6,7 @@ import type { CommandName, CommandOptions } from "../bus/payloads.ts";
 import { FakeClock } from "../clock.ts";
 import { Presenter } from "../present/outputs.ts";
 import { LinkBridge, refreshReply } from "./bridge.ts";
-import type { AccessToken, LinkController, LinkProblem, PairingInfo } from "./controller.ts";
+import type { AccessToken, LinkController, LinkProblem, PairingInfo } from "../link/controller.ts";
 
 function recordingBus(fail = new Set<string>()) {
   const log: string[] = [];

@@ -19,7 +19,7 @@ import { haveMosquitto, type Mosquitto, startMosquitto } from "../../test/suppor
 import { provisionedVault } from "../../test/support/link.ts";
 import { prng } from "../../test/support/random.ts";
 import { LinkBridge } from "./bridge.ts";
-import { LinkController, type LinkProblem, REFRESH_COOLDOWN_MS } from "./controller.ts";
+import { LinkController, type LinkProblem, REFRESH_COOLDOWN_MS } from "../link/controller.ts";
 
 const CLIENT = "amzn1.application-oa2-client.bridgetest";
 const run = haveMosquitto() || Deno.env.get("CI") ? test : test.skip;
