@@ -19,6 +19,25 @@
  * is closed without DISCONNECT (the broker publishes the will) and `closed` reports `timeout`
  * with a message naming the packet, its identifier and the deadline. The owner reconnects.
  * (This client never sends UNSUBSCRIBE, so it never waits for an UNSUBACK.)
+ *
+ * States and transitions. The code follows this table: TRANSITIONS holds its "from" and "to"
+ * columns and `#moveTo` refuses any other move; every event that ends the connection goes to
+ * `#end`, the one place that moves to `closed`.
+ *
+ *   from        event                                            to       then
+ *   connecting  CONNACK accepted                                 open     connect() resolves
+ *   connecting  refused, no CONNACK in time, aborted, transport  closed   connect() rejects
+ *               cannot open, protocol error, socket ended or
+ *               failed, write failed
+ *   open        disconnect()                                     closing  DISCONNECT sent;
+ *                                                                         waiters reject
+ *   open        no SUBACK, PUBACK or PINGRESP in time, protocol  closed   waiters reject;
+ *               error (MQTT 5: told in a DISCONNECT first),               `closed` says why
+ *               DISCONNECT from the broker, socket ended or
+ *               failed, write failed, destroy()
+ *   closing     the broker closed its side, disconnectTimeoutMs  closed   `closed` says null;
+ *               passed, write failed, destroy()                           disconnect() resolves
+ *   closed      anything                                         closed   nothing (ignored)
  */
 import { invalidArgument, MqttError, protocolError, reasonName } from "./errors.ts";
 import { Framer } from "./framer.ts";
@@ -58,6 +77,14 @@ import {
 } from "./validate.ts";
 
 type State = "connecting" | "open" | "closing" | "closed";
+
+/** The moves of the table above: from each state, where it may go. */
+const TRANSITIONS: Readonly<Record<State, readonly State[]>> = {
+  connecting: ["open", "closed"],
+  open: ["closing", "closed"],
+  closing: ["closed"],
+  closed: [],
+};
 
 interface Waiter<T> {
   resolve(v: T): void;
@@ -132,8 +159,8 @@ export class MqttClient {
   #connectTimer: number | undefined;
   #settle: Waiter<void> | null = null;
   #resolveClosed: (e: MqttError | null) => void = () => {};
-  /** While disconnect() waits for the broker to close its side. */
-  #onTransportEnd: (() => void) | null = null;
+  /** While closing: disconnect()'s promise and the timer of its disconnectTimeoutMs. */
+  #disconnecting: { resolve: () => void; timer: number } | null = null;
 
   private constructor(s: Settings, connect: Uint8Array) {
     this.#s = s;
@@ -184,7 +211,7 @@ export class MqttClient {
       this.#settle = { resolve, reject };
       this.#connectTimer = s.timers.setTimeout(() => {
         this.#connectTimer = undefined;
-        this.#fail(
+        this.#end(
           new MqttError(
             "timeout",
             `Cannot connect to ${this.#where}: no CONNACK within ${s.connectTimeoutMs} ms`,
@@ -209,7 +236,7 @@ export class MqttClient {
         // copy it). Other copies (the options' string, the encoder's buffer) go with the GC.
         void this.#send(connect).then(() => connect.fill(0));
       }, (e) => {
-        this.#fail(
+        this.#end(
           new MqttError("network", `Cannot connect to ${this.#where}: ${describe(e)}`, {
             cause: e,
           }),
@@ -219,7 +246,7 @@ export class MqttClient {
   }
 
   readonly #onAbort = () => {
-    this.#fail(new MqttError("aborted", `Cannot connect to ${this.#where}: aborted`));
+    this.#end(new MqttError("aborted", `Cannot connect to ${this.#where}: aborted`));
   };
 
   #onConnack(p: ConnackPacket): void {
@@ -228,7 +255,7 @@ export class MqttClient {
     }
     const v = this.protocolVersion;
     if (p.mqtt311Refusal) {
-      this.#fail(
+      this.#end(
         new MqttError(
           "refused",
           `Cannot connect to ${this.#where}: refused by an MQTT 3.1.1 broker ` +
@@ -239,7 +266,7 @@ export class MqttClient {
       return;
     }
     if (p.reasonCode !== 0 && (v === 4 || p.reasonCode >= 0x80)) {
-      this.#fail(
+      this.#end(
         new MqttError(
           "refused",
           `Cannot connect to ${this.#where}: refused (${reasonName(p.reasonCode, v)})`,
@@ -268,7 +295,7 @@ export class MqttClient {
     };
     this.#serverMaximumPacketSize = props.maximumPacketSize ?? PACKET_MAX;
     this.#receiveMaximum = props.receiveMaximum ?? PACKET_ID_MAX;
-    this.#state = "open";
+    this.#moveTo("open");
     this.#stopConnecting();
     const keepaliveS = props.serverKeepAlive ?? this.#s.keepaliveS;
     const pingWaitMs = Math.min(this.#s.ackTimeoutMs, keepaliveS * 1000);
@@ -277,7 +304,7 @@ export class MqttClient {
       keepaliveS * 1000,
       () => void this.#send(encodePacket({ type: "pingreq" }, v)),
       () =>
-        this.#fail(
+        this.#end(
           new MqttError(
             "timeout",
             `Connection to ${this.#where} timed out: no PINGRESP (nor any packet) within ` +
@@ -308,12 +335,13 @@ export class MqttClient {
         if (this.#state !== "open" && this.#state !== "connecting") return;
       }
     } catch (e) {
-      this.#fail(
+      this.#end(
         e instanceof MqttError ? e : new MqttError(
           "protocol",
           `Cannot process a packet from ${this.#where}: internal error`,
           { cause: e },
         ),
+        true,
       );
     }
   }
@@ -413,38 +441,27 @@ export class MqttClient {
     }
     const why = p.properties.reasonString;
     const tail = why === undefined ? "" : `: ${printable(why)}`;
-    this.#fail(
+    this.#end(
       new MqttError(
         "disconnected",
         `Connection closed by ${this.#where}: DISCONNECT ${reasonName(p.reasonCode, 5)}${tail}`,
         { reasonCode: p.reasonCode },
       ),
-      false,
     );
   }
 
+  /** The transport ended: the broker closed its side, or the socket failed. */
   #onEnd(error: Error | null): void {
-    if (this.#state === "closing") {
-      this.#onTransportEnd?.();
-      return;
-    }
-    if (this.#state === "closed") return;
-    if (error instanceof MqttError) {
-      this.#fail(error, false);
-      return;
-    }
+    if (error instanceof MqttError) return this.#end(error);
     const when = this.#state === "connecting" ? " before CONNACK" : "";
-    this.#fail(
+    this.#end(
       error === null
         ? new MqttError("network", `Connection closed by ${this.#where}${when}`)
         : new MqttError(
           "network",
           `Connection to ${this.#where} failed${when}: ${describe(error)}`,
-          {
-            cause: error,
-          },
+          { cause: error },
         ),
-      false,
     );
   }
 
@@ -456,9 +473,8 @@ export class MqttClient {
     if (t === null) return Promise.resolve(false);
     this.#keepalive?.sent();
     return t.write(bytes).then(() => true, (e) => {
-      this.#fail(
+      this.#end(
         new MqttError("network", `Cannot write to ${this.#where}: ${describe(e)}`, { cause: e }),
-        false,
       );
       return false;
     });
@@ -487,7 +503,7 @@ export class MqttClient {
     pending.timer = this.#s.timers.setTimeout(() => {
       pending.timer = undefined;
       if (this.#inflight.get(id) !== pending) return;
-      this.#fail(
+      this.#end(
         new MqttError(
           "timeout",
           `Connection to ${this.#where} timed out: no ${ACK_OF[pending.kind]} for packet ${id} ` +
@@ -627,28 +643,46 @@ export class MqttClient {
     this.#publishesInFlight = 0;
   }
 
+  /** Moves to `to` when the table allows it (TRANSITIONS); false, and no move, otherwise. */
+  #moveTo(to: State): boolean {
+    if (!TRANSITIONS[this.#state].includes(to)) return false;
+    this.#state = to;
+    return true;
+  }
+
   /**
-   * Ends the connection for `error`. A protocol error is first told to an MQTT 5 broker in a
-   * DISCONNECT (unless `tell` is false: the broker is gone, or disconnected us).
+   * The one place the connection ends, whatever the cause (the table's moves to `closed`).
+   *
+   * While closing, disconnect() is finished: the transport is closed, `closed` resolves null
+   * and disconnect() resolves, whatever `why` (null: its own deadline, or its DISCONNECT could
+   * not be written). Otherwise `why` is what everything waiting rejects with and what `closed`
+   * reports; `tellBroker`: a protocol error is first told to an MQTT 5 broker in a DISCONNECT
+   * with its reason code (only for what the broker sent: not when it is gone or said goodbye).
    */
-  #fail(error: MqttError, tell = true): void {
-    if (this.#state === "closed") return;
-    if (this.#state === "closing") {
-      this.#transport?.close();
-      this.#onTransportEnd?.();
+  #end(why: MqttError | null, tellBroker = false): void {
+    const from = this.#state;
+    if (!this.#moveTo("closed")) return;
+    const t = this.#transport;
+    if (from === "closing") {
+      const d = this.#disconnecting;
+      this.#disconnecting = null;
+      if (d) this.#s.timers.clearTimeout(d.timer);
+      t?.close();
+      this.#resolveClosed(null);
+      d?.resolve();
       return;
     }
-    this.#state = "closed";
+    // Not closing, so not from disconnect(): why is never null here.
+    const error = why ?? new MqttError("closed", `Connection to ${this.#where} closed`);
     this.#stopConnecting();
     this.#abortConnect.abort();
     this.#keepalive?.stop();
     this.#rejectAll(error);
     this.#settle?.reject(error);
     this.#settle = null;
-    const t = this.#transport;
     const rc = error.reasonCode;
     if (
-      t !== null && tell && error.code === "protocol" && rc !== undefined &&
+      t !== null && tellBroker && error.code === "protocol" && rc !== undefined &&
       this.protocolVersion === 5
     ) {
       const bytes = encodePacket({ type: "disconnect", reasonCode: rc, properties: {} }, 5);
@@ -684,40 +718,28 @@ export class MqttClient {
     if (this.protocolVersion === 5 && !CLIENT_DISCONNECT.includes(reasonCode)) {
       return Promise.reject(invalidArgument("Invalid disconnect reason code"));
     }
-    if (this.#state !== "open") return this.closed.then(() => {});
-    this.#state = "closing";
+    if (!this.#moveTo("closing")) return this.closed.then(() => {});
     this.#keepalive?.stop();
     this.#rejectAll(null);
     const t = this.#transport!;
-    const timers = this.#s.timers;
     return new Promise<void>((resolve) => {
-      const finish = () => {
-        if (this.#state === "closed") return;
-        this.#state = "closed";
-        this.#onTransportEnd = null;
-        timers.clearTimeout(timer);
-        t.close();
-        this.#resolveClosed(null);
-        resolve();
-      };
-      this.#onTransportEnd = finish;
-      const timer = timers.setTimeout(finish, this.#s.disconnectTimeoutMs);
+      // Ends in #end: when the broker closes its side, at the deadline, or on a failed write.
+      const timer = this.#s.timers.setTimeout(() => this.#end(null), this.#s.disconnectTimeoutMs);
+      this.#disconnecting = { resolve, timer };
       const bytes = encodePacket(
         { type: "disconnect", reasonCode, properties: {} },
         this.protocolVersion,
       );
-      t.write(bytes).then(() => t.closeWrite()).catch(finish);
+      t.write(bytes).then(() => t.closeWrite()).catch(() => this.#end(null));
     });
   }
 
-  /** Abrupt end: closes the transport now, without DISCONNECT (the broker sends the will). */
+  /**
+   * Abrupt end: closes the transport now, without DISCONNECT (the broker sends the will); in
+   * the middle of disconnect(), finishes it.
+   */
   destroy(): void {
-    if (this.#state === "closing") {
-      this.#transport?.close();
-      this.#onTransportEnd?.();
-      return;
-    }
-    this.#fail(new MqttError("closed", `Connection to ${this.#where} destroyed`), false);
+    this.#end(new MqttError("closed", `Connection to ${this.#where} destroyed`));
   }
 }
 

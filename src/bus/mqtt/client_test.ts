@@ -827,6 +827,19 @@ test("disconnect(0x04) asks for the will; the transport closes after the timeout
   assert.instance(await rejection(client.disconnect(0x05)), TypeError);
 });
 
+test("destroy() in the middle of disconnect() finishes it at once: closed is null, no deadline left", async () => {
+  const { client, conn, timers } = await connected({}, { disconnectTimeoutMs: 500 });
+  conn.holdOpen = true;
+  const done = client.disconnect();
+  assert.equal((await conn.nextRaw()).slice(), bytes("e0 00"));
+  assert.equal(timers.pending, [500], "disconnect() waits for the broker, at most 500 ms");
+  client.destroy();
+  await within(done);
+  assert.is(await within(client.closed), null);
+  assert.equal(timers.pending, [], "its deadline is cleared");
+  assert.equal(await conn.ended(), []);
+});
+
 test("destroy() closes at once, without DISCONNECT", async () => {
   const { client, conn } = await connected();
   const pending = rejection(client.publish("a", text("x"), { qos: 1 }));
