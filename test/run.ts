@@ -1,11 +1,18 @@
 /**
  * The test command: runs every `*_test.ts` under src/ and test/ in its own Deno process (so a
- * test that starts a broker or cuts power cannot disturb another), two at a time, prints each
- * file's uvu report, and ends with the line `N passed, N failed`.
+ * test that starts a broker or cuts power cannot disturb another), two at a time
+ * (LINKD_TEST_JOBS), each with a deadline (LINKD_TEST_TIMEOUT, seconds, default 300), prints
+ * each file's uvu output and time, and ends with the line `N passed, N failed`.
  *
  *   deno task test                 all tests
  *   deno task test store seal      only files whose path contains one of the words
+ *
+ * The counts come from the JSON report each file's child writes (test/support/uvu_child.ts),
+ * not from uvu's printed text; a file that crashes, hangs or exits without a report counts as
+ * failed (test/support/runner.ts).
  */
+import { type FileResult, runFile, summaryLine } from "./support/runner.ts";
+
 const root = new URL("..", import.meta.url).pathname;
 const filters = Deno.args;
 
@@ -26,64 +33,32 @@ for (const d of ["src", "test"]) {
 }
 files.sort();
 
-interface Result {
-  file: string;
-  passed: number;
-  failed: number;
-  skipped: number;
-  output: string;
-  ms: number;
-}
-
-async function runFile(file: string): Promise<Result> {
-  const t0 = performance.now();
-  const cmd = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-prompt", file],
-    cwd: root,
-    env: { NO_COLOR: "1", LINKD_TEST: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const out = await cmd.output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  const num = (label: string) => {
-    const all = [...text.matchAll(new RegExp(`^\\s*${label}:\\s+(\\d+)`, "gm"))];
-    return all.length ? Number(all[all.length - 1]![1]) : null;
-  };
-  const total = num("Total");
-  const passed = num("Passed");
-  const skipped = num("Skipped") ?? 0;
-  let failed: number;
-  if (total === null || passed === null) failed = 1; // crashed before reporting
-  else failed = total - passed + (out.code !== 0 && total === passed ? 1 : 0);
-  return {
-    file,
-    passed: passed ?? 0,
-    failed,
-    skipped,
-    output: text,
-    ms: performance.now() - t0,
-  };
-}
-
-const results: Result[] = [];
+const reportDir = Deno.makeTempDirSync({ prefix: "linkd-test-reports-" });
+const timeoutMs = 1000 * Number(Deno.env.get("LINKD_TEST_TIMEOUT") ?? "300");
+const results: FileResult[] = [];
 const queue = [...files];
 const parallel = Number(Deno.env.get("LINKD_TEST_JOBS") ?? "2");
 await Promise.all(
   Array.from({ length: Math.max(1, parallel) }, async () => {
     for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
-      const r = await runFile(f);
+      const r = await runFile(f, { cwd: root, reportDir, timeoutMs });
       results.push(r);
       console.log(`── ${r.file} (${(r.ms / 1000).toFixed(1)} s)`);
       console.log(r.output.trimEnd().split("\n").map((l) => `   ${l}`).join("\n"));
+      for (const note of r.notes) console.log(`   counted failed: ${note}`);
     }
   }),
 );
+Deno.removeSync(reportDir, { recursive: true });
 
-const passed = results.reduce((n, r) => n + r.passed, 0);
-const failed = results.reduce((n, r) => n + r.failed, 0);
-const skipped = results.reduce((n, r) => n + r.skipped, 0);
-for (const r of results) if (r.failed) console.log(`FAILED: ${r.file} (${r.failed})`);
+for (const r of results) {
+  if (!r.failed) continue;
+  console.log(`FAILED: ${r.file} (${r.failed})`);
+  for (const f of r.failures) {
+    console.log(`  ${f.suite ? `${f.suite} › ` : ""}${JSON.stringify(f.test)}: ${f.message}`);
+  }
+  for (const note of r.notes) console.log(`  ${note}`);
+}
 if (files.length === 0) console.log("no test files matched");
-console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
-Deno.exit(failed > 0 || files.length === 0 ? 1 : 0);
+console.log(summaryLine(results));
+Deno.exit(results.some((r) => r.failed > 0) || files.length === 0 ? 1 : 0);

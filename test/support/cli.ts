@@ -1,8 +1,12 @@
 /**
- * Helpers for tests that run the `linkd` executable as a real subprocess: device folders with
- * a config file, a runner that keeps a transcript of every command's output (so a test can
- * search all of it for secrets), Python peers, and byte searches.
+ * Helpers for tests that run the `linkd` executable as a real subprocess: a scratch folder per
+ * test file, device folders with a config file, a runner that keeps a transcript of every
+ * command's output (so a test can search all of it for secrets), the `status` and `provision`
+ * command lines, Python peers, and byte searches. The shared provisioned device, the bad-input
+ * cases, the secret search and in-process access to a device are in the `cli_*.ts` files beside
+ * this one.
  */
+import { test } from "uvu";
 import * as assert from "uvu/assert";
 
 /** The repository root, with a trailing slash. */
@@ -244,4 +248,118 @@ export async function python(script: string, args: readonly string[]): Promise<u
   const stderr = decoder.decode(out.stderr);
   assert.is(out.code, 0, `python failed:\n${stderr}\n${stdout}`);
   return JSON.parse(stdout);
+}
+
+let scratch: string | null = null;
+
+/**
+ * Makes this test file's scratch folder (removed after its tests) and returns it; the command
+ * helpers below run in it. Call it once, at the top of a test file that uses the default suite.
+ */
+export function useWork(prefix: string): string {
+  assert.is(scratch, null, "useWork is called once per test file");
+  const dir = Deno.makeTempDirSync({ prefix });
+  test.after(() => {
+    Deno.removeSync(dir, { recursive: true });
+  });
+  scratch = dir;
+  return dir;
+}
+
+/** The folder `useWork` made. */
+export function workFolder(): string {
+  assert.ok(scratch !== null, "call useWork first");
+  return scratch!;
+}
+
+/** The size of the emulated flash part the tests' config names (the config's default). */
+export const FLASH_BYTES = 65536;
+/** An OTP file of format 2: magic, root key, identity binding, check (src/seal/otp.ts). */
+export const OTP_BYTES = 76;
+
+export function randomBytes(n: number): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(n));
+}
+
+/** A token-like string: `prefix` and `n` random base64url characters. */
+export function randomToken(prefix: string, n: number): string {
+  const b = base64(randomBytes(Math.ceil(n * 3 / 4) + 3)).replace(/\+/g, "-").replace(
+    /\//g,
+    "_",
+  ).replace(/=/g, "");
+  return prefix + b.slice(0, n);
+}
+
+/** `linkd status` of a device, with `--json` unless `json` is false. */
+export const status = (d: DeviceDir, json = true) =>
+  linkd(["status", "--config", d.config, ...(json ? ["--json"] : [])], workFolder());
+
+export interface ProvisionOptions {
+  serial: string;
+  productId?: string;
+  clientId?: string;
+  lineKey?: string;
+  recordOut?: string;
+}
+
+/** The `linkd provision` command line for a device; product and client id have defaults. */
+export function provisionArgs(d: DeviceDir, o: ProvisionOptions): string[] {
+  return [
+    "provision",
+    "--config",
+    d.config,
+    "--serial",
+    o.serial,
+    "--product-id",
+    o.productId ?? "Echo_Mini-1",
+    "--client-id",
+    o.clientId ?? "amzn1.application-oa2-client.5f3c0ffee0",
+    ...(o.lineKey === undefined ? [] : ["--line-key", o.lineKey]),
+    ...(o.recordOut === undefined ? [] : ["--record-out", o.recordOut]),
+  ];
+}
+
+export const provisionCmd = (d: DeviceDir, o: ProvisionOptions) =>
+  linkd(provisionArgs(d, o), workFolder());
+
+/** The contract's status object of a fresh device. */
+export const FRESH_STATUS = {
+  provisioned: false,
+  serial: null,
+  product_id: null,
+  client_id: null,
+  device_public_key: null,
+  linked: false,
+  scopes: [],
+  access_expires_at: null,
+  store: { ok: true },
+  // An extension to the contract's keys (consumers ignore keys they do not know).
+  capabilities: { granted: [], denied: [] },
+};
+
+/** The root key an OTP file holds (bytes 4..36). */
+export function rootKeyOf(d: DeviceDir): Uint8Array {
+  const otp = Deno.readFileSync(d.otp);
+  assert.is(otp.length, OTP_BYTES, "OTP file size");
+  return otp.slice(4, 36);
+}
+
+/** Flips the bits `mask` of the byte at `offset` of a file. */
+export function flipAt(path: string, offset: number, mask = 0x01): void {
+  const b = Deno.readFileSync(path);
+  b[offset] = b[offset]! ^ mask;
+  Deno.writeFileSync(path, b);
+}
+
+/** status of a damaged device: exit 0 and store.ok false with a detail. */
+export async function assertDamaged(d: DeviceDir): Promise<Record<string, unknown>> {
+  const [j, h] = await Promise.all([status(d), status(d, false)]);
+  const s = oneJsonLine(j);
+  const store = s.store as { ok: unknown; detail?: unknown };
+  assert.is(store.ok, false, show(j));
+  assert.type(store.detail, "string");
+  assert.ok((store.detail as string).length > 0);
+  assert.not.match(store.detail as string, /\n/);
+  assert.match(assertOk(h), /DAMAGED/);
+  return s;
 }
