@@ -13,9 +13,10 @@ import { Code, LinkdError } from "./errors.ts";
 import type { FlashDriver } from "./flash/driver.ts";
 import { NorEmulator } from "./flash/nor_emulator.ts";
 import { OtpStore } from "./seal/otp.ts";
-import type { SignedIdentity } from "./provision/identity.ts";
+import type { SignedIdentity } from "./records/identity.ts";
 import { RecordStore } from "./store/record_store.ts";
-import { RecordType, Vault } from "./store/vault.ts";
+import { RecordType } from "./records/types.ts";
+import { Vault } from "./store/vault.ts";
 
 export interface DeviceEffects {
   /** `n` random bytes from a cryptographic source. */

@@ -11,10 +11,11 @@ import { wallMs } from "./bus/payloads.ts";
 import { toHex, wipe } from "./bytes.ts";
 import type { Device } from "./device.ts";
 import { isLinkdError } from "./errors.ts";
-import type { SignedIdentity } from "./provision/identity.ts";
-import { RecordType } from "./store/vault.ts";
-import { decodeTokenRecord } from "./tokens/token_record.ts";
-import { type Capabilities, capabilities, decodeScopeBook, EMPTY_BOOK } from "./link/scope_book.ts";
+import type { SignedIdentity } from "./records/identity.ts";
+import { RecordType } from "./records/types.ts";
+import { decodeTokenRecord } from "./records/token.ts";
+import { type Capabilities, capabilities } from "./link/scope_book.ts";
+import { decodeScopeBook, EMPTY_BOOK } from "./records/scope_book.ts";
 
 export interface StatusReport {
   provisioned: boolean;

@@ -27,12 +27,13 @@ import { Device, type DeviceEffects } from "./device.ts";
 import { Code, isLinkdError } from "./errors.ts";
 import type { FlashGeometry } from "./flash/driver.ts";
 import { NorEmulator } from "./flash/nor_emulator.ts";
-import { EMPTY_BOOK, encodeScopeBook, linked } from "./link/scope_book.ts";
+import { linked } from "./link/scope_book.ts";
+import { EMPTY_BOOK, encodeScopeBook } from "./records/scope_book.ts";
 import { provision, type ProvisionInput, repair } from "./provision/provision.ts";
 import { OtpStore } from "./seal/otp.ts";
 import { type StatusReport, statusReport } from "./status.ts";
-import { RecordType } from "./store/vault.ts";
-import { encodeTokenRecord } from "./tokens/token_record.ts";
+import { RecordType } from "./records/types.ts";
+import { encodeTokenRecord } from "./records/token.ts";
 import { bytesOf, prng } from "../test/support/random.ts";
 
 const G: FlashGeometry = { size: 6144, eraseSize: 1024, pageSize: 64, writeSize: 4 };

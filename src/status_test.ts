@@ -2,11 +2,12 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { parseConfig } from "./config.ts";
 import { Device } from "./device.ts";
-import { EMPTY_BOOK, encodeScopeBook, refuse } from "./link/scope_book.ts";
+import { refuse } from "./link/scope_book.ts";
+import { EMPTY_BOOK, encodeScopeBook } from "./records/scope_book.ts";
 import { provision } from "./provision/provision.ts";
 import { formatStatus, type StatusReport, statusReport } from "./status.ts";
-import { RecordType } from "./store/vault.ts";
-import { encodeTokenRecord, MAX_TIME_MS } from "./tokens/token_record.ts";
+import { RecordType } from "./records/types.ts";
+import { encodeTokenRecord, MAX_TIME_MS } from "./records/token.ts";
 
 const LINKED: StatusReport = {
   provisioned: true,

@@ -5,11 +5,11 @@
 import { configPath, loadConfig } from "../config.ts";
 import { Device, type DeviceEffects, systemEffects } from "../device.ts";
 import { Exit, isLinkdError } from "../errors.ts";
-import { RecordType, USER_RECORDS } from "../store/vault.ts";
+import { RecordType, USER_RECORDS } from "../records/types.ts";
 import { VERSION } from "../version.ts";
 import { systemClock } from "../clock.ts";
 import { type Command, parseArgs, USAGE_TEXT } from "./args.ts";
-import type { SignedIdentity } from "../provision/identity.ts";
+import { checkIdentityInputs, encodeEnvelope, type SignedIdentity } from "../records/identity.ts";
 
 // Each command's own code (the daemon, status, provisioning) is loaded when that command runs:
 // evaluating modules costs boot time on a small SoC, and `linkd run` needs none of the others.
@@ -109,7 +109,7 @@ export async function withLineKey<T>(
   try {
     // The file's mode, type and size are checked there (provision/line_files.ts).
     raw = (read ?? (await import("../provision/line_files.ts")).readLineKeyFile)(path);
-    const { parseLineKey } = await import("../provision/identity.ts");
+    const { parseLineKey } = await import("../provision/line_signature.ts");
     seed = parseLineKey(raw, path);
     return await fn(seed); // wiped only once provisioning is over
   } finally {
@@ -220,9 +220,7 @@ async function lineCommand(
   cmd: Extract<Command, { cmd: "provision" | "repair" }>,
   io: Io,
 ): Promise<number> {
-  const { checkIdentityInputs, encodeEnvelope, provisionReport } = await import(
-    "../provision/identity.ts"
-  );
+  const { provisionReport } = await import("../provision/line_signature.ts");
   const steps = await import("../provision/provision.ts");
   const { checkRecordOut, writeRecordOut } = await import("../provision/line_files.ts");
   const check = cmd.cmd === "provision" ? steps.checkProvision : steps.checkRepair;

@@ -13,7 +13,7 @@ import { encodeCbor } from "../cbor.ts";
 import { Peer, type PeerMessage, unhex } from "../bus/_testing.ts";
 import { FakeClock, systemClock } from "../clock.ts";
 import { Presenter } from "../present/outputs.ts";
-import { RecordType } from "../store/vault.ts";
+import { RecordType } from "../records/types.ts";
 import { drive, trackFetch } from "../../test/support/drive.ts";
 import { haveMosquitto, type Mosquitto, startMosquitto } from "../../test/support/broker.ts";
 import { provisionedVault } from "../../test/support/link.ts";

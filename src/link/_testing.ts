@@ -7,8 +7,9 @@ import { type AuthServer, type ClientConfig, startAuthServer } from "../authserv
 import type { Fetch } from "../auth/types.ts";
 import { FakeClock } from "../clock.ts";
 import type { Dialect } from "../config.ts";
-import { RecordType, type Vault } from "../store/vault.ts";
-import { decodeTokenRecord } from "../tokens/token_record.ts";
+import { RecordType } from "../records/types.ts";
+import type { Vault } from "../store/vault.ts";
+import { decodeTokenRecord } from "../records/token.ts";
 import { type TrackedFetch, trackFetch } from "../../test/support/drive.ts";
 import { provisionedVault } from "../../test/support/link.ts";
 import { prng } from "../../test/support/random.ts";

@@ -45,16 +45,16 @@ import { processTokenResponse, requestDeviceToken, requestRefresh } from "../aut
 import type { CodePair, DeviceIdentity, Fetch, TokenSet } from "../auth/types.ts";
 import type { Clock } from "../clock.ts";
 import type { AuthConfig } from "../config.ts";
-import { RecordType, type Vault } from "../store/vault.ts";
+import { RecordType } from "../records/types.ts";
+import type { Vault } from "../store/vault.ts";
 import { type CancelTimer, startTimer } from "../timers.ts";
-import { decodeTokenRecord, encodeTokenRecord, type TokenRecord } from "../tokens/token_record.ts";
+import { decodeTokenRecord, encodeTokenRecord, type TokenRecord } from "../records/token.ts";
+import { accountAfterRead, accountInfo } from "./account.ts";
 import {
-  accountAfterRead,
-  accountInfo,
   type AccountRecord,
   decodeAccountRecord,
   encodeAccountRecord,
-} from "./account.ts";
+} from "../records/account.ts";
 import {
   clientRejected,
   describe,
@@ -65,15 +65,17 @@ import {
 import {
   type Capabilities,
   capabilities,
-  decodeScopeBook,
-  EMPTY_BOOK,
   enabled,
-  encodeScopeBook,
   linked,
   refuse,
-  type ScopeBook,
   scopesToAsk,
 } from "./scope_book.ts";
+import {
+  decodeScopeBook,
+  EMPTY_BOOK,
+  encodeScopeBook,
+  type ScopeBook,
+} from "../records/scope_book.ts";
 import { ScopeProbe } from "./scope_probe.ts";
 
 export { describe, type LinkProblem } from "./problems.ts";

@@ -9,7 +9,7 @@ import * as assert from "uvu/assert";
 import { startAuthServer } from "../authserver/server.ts";
 import type { Fetch } from "../auth/types.ts";
 import { FakeClock, systemClock } from "../clock.ts";
-import { RecordType } from "../store/vault.ts";
+import { RecordType } from "../records/types.ts";
 import { drive } from "../../test/support/drive.ts";
 import { prng } from "../../test/support/random.ts";
 import { CLIENT, isState, newVault, rig } from "./_testing.ts";

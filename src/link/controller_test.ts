@@ -7,8 +7,8 @@ import * as assert from "uvu/assert";
 import { startAuthServer } from "../authserver/server.ts";
 import type { Fetch } from "../auth/types.ts";
 import { FakeClock } from "../clock.ts";
-import { RecordType } from "../store/vault.ts";
-import { decodeTokenRecord, encodeTokenRecord } from "../tokens/token_record.ts";
+import { RecordType } from "../records/types.ts";
+import { decodeTokenRecord, encodeTokenRecord } from "../records/token.ts";
 import { drive } from "../../test/support/drive.ts";
 import { CLIENT, isState, newVault, rig } from "./_testing.ts";
 

@@ -1,44 +1,20 @@
 /**
- * What linkd knows about scopes: which the server refused and why, and which it later found
- * enabled (granted at the next re-link). Sealed in the vault (slot SCOPES) so a reboot does not
- * probe again; looked at again on a schedule and when the user asks to pair.
+ * What linkd makes of what it knows about scopes (the scope book, records/scope_book.ts): a
+ * refusal learnt, a refused scope found enabled (granted at the next re-link), a link that
+ * granted some, which scopes to ask for, and the `capabilities` report. The book is looked at
+ * again on a schedule and when the user asks to pair.
  */
-import { decodeCbor, encodeCbor } from "../cbor.ts";
-import { Code, LinkdError } from "../errors.ts";
+import type { Refusal, ScopeBook } from "../records/scope_book.ts";
 
 export type RefusalReason =
-  /** LWA's "400 An unknown scope was requested": the security profile is not enabled for it. */
-  | "unknown_scope"
-  /** invalid_scope without LWA's wording (RFC 6749/8628 servers). */
-  | "invalid_scope"
-  /** The server linked but did not grant it (its token answer named fewer scopes). */
-  | "not_granted"
+  | Refusal["reason"]
   /** Refused before, enabled now: granted after the next re-link (cmd/pair). */
   | "available_after_relink";
-
-export interface Refusal {
-  readonly reason: Exclude<RefusalReason, "available_after_relink">;
-  /** The server's words, for people (error_description), bounded. */
-  readonly detail: string;
-  /** Wall-clock ms of the finding; informative only. */
-  readonly at: number;
-}
-
-export interface ScopeBook {
-  readonly refused: Readonly<Record<string, Refusal>>;
-  /** Scopes found enabled after a refusal: granted at the next re-link. */
-  readonly available: readonly string[];
-}
 
 export interface Capabilities {
   granted: string[];
   denied: { scope: string; reason: RefusalReason }[];
 }
-
-export const EMPTY_BOOK: ScopeBook = Object.freeze({ refused: {}, available: [] });
-
-const REASONS = new Set(["unknown_scope", "invalid_scope", "not_granted"]);
-const MAX_SCOPES = 64;
 
 export function refuse(book: ScopeBook, scope: string, r: Refusal): ScopeBook {
   return {
@@ -92,37 +68,4 @@ export function capabilities(
     } else if (granted.length > 0) denied.push({ scope: s, reason: "not_granted" }); // linked without it
   }
   return { granted: [...granted], denied };
-}
-
-export function encodeScopeBook(b: ScopeBook): Uint8Array {
-  return encodeCbor({ refused: b.refused, available: [...b.available] });
-}
-
-export function decodeScopeBook(bytes: Uint8Array): ScopeBook {
-  const bad = (what: string) =>
-    new LinkdError(Code.STORE_CORRUPT, `Cannot read the scope record: ${what} is malformed`);
-  const v = decodeCbor(bytes, "scope record") as Record<string, unknown> | null;
-  if (v === null || typeof v !== "object" || Array.isArray(v)) throw bad("the record");
-  const refusedIn = v.refused;
-  const availableIn = v.available;
-  if (refusedIn === null || typeof refusedIn !== "object" || Array.isArray(refusedIn)) {
-    throw bad('"refused"');
-  }
-  const refused: Record<string, Refusal> = {};
-  const entries = Object.entries(refusedIn as Record<string, unknown>);
-  if (entries.length > MAX_SCOPES) throw bad('"refused"');
-  for (const [scope, r] of entries) {
-    const x = r as Record<string, unknown> | null;
-    if (
-      !scope || scope.length > 256 || x === null || typeof x !== "object" ||
-      typeof x.reason !== "string" || !REASONS.has(x.reason) || typeof x.detail !== "string" ||
-      x.detail.length > 200 || typeof x.at !== "number" || !Number.isFinite(x.at)
-    ) throw bad(`"refused.${scope.slice(0, 40)}"`);
-    refused[scope] = { reason: x.reason as Refusal["reason"], detail: x.detail, at: x.at };
-  }
-  if (
-    !Array.isArray(availableIn) || availableIn.length > MAX_SCOPES ||
-    !availableIn.every((s) => typeof s === "string" && s.length > 0 && s.length <= 256)
-  ) throw bad('"available"');
-  return { refused, available: availableIn as string[] };
 }

@@ -29,13 +29,10 @@ import { Code, isLinkdError, LinkdError } from "../errors.ts";
 import { identityBinding } from "../seal/binding.ts";
 import { ROOT_KEY_BYTES } from "../seal/otp.ts";
 import type { StoreHealth } from "../store/record_store.ts";
-import { RecordType, type Vault } from "../store/vault.ts";
-import {
-  checkIdentityInputs,
-  type Identity,
-  type SignedIdentity,
-  signIdentity,
-} from "./identity.ts";
+import { RecordType } from "../records/types.ts";
+import type { Vault } from "../store/vault.ts";
+import { checkIdentityInputs, type Identity, type SignedIdentity } from "../records/identity.ts";
+import { signIdentity } from "./line_signature.ts";
 
 export interface ProvisionInput {
   readonly serial: string;

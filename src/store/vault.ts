@@ -7,33 +7,18 @@
  *   is noticed. Its serial binds every sealed record to this device.
  * - Every other record is sealed (seal/sealer.ts) under a header of its type, format version,
  *   the store's sequence number and the device serial: moved, replayed or copied records fail.
+ *
+ * The slots and each record's format are in records/ (types.ts lists the slots).
  */
 import { timingSafeEqual, wipe } from "../bytes.ts";
 import { decodeCbor, encodeCbor } from "../cbor.ts";
 import { Code, LinkdError } from "../errors.ts";
-import { decodeEnvelope, encodeEnvelope, type SignedIdentity } from "../provision/identity.ts";
+import { decodeEnvelope, encodeEnvelope, type SignedIdentity } from "../records/identity.ts";
+import { RecordType } from "../records/types.ts";
 import { bindingMatches, type BoundIdentity, deviceSeed } from "../seal/binding.ts";
 import { deriveKey, hmacSha512 } from "../seal/hmac.ts";
 import { Sealer } from "../seal/sealer.ts";
 import type { RecordStore } from "./record_store.ts";
-
-/** Record slots. Numbers are part of the flash format: never reuse or renumber one. */
-export const RecordType = {
-  IDENTITY: 1,
-  DEVICE_KEY: 2,
-  TOKENS: 3,
-  SCOPES: 4,
-  /** The linked account's fingerprint and the previous one's (link/account.ts). */
-  ACCOUNT: 5,
-} as const;
-export type RecordType = typeof RecordType[keyof typeof RecordType];
-
-/** Records a user's actions create; factory reset forgets all of them. */
-export const USER_RECORDS: readonly RecordType[] = [
-  RecordType.TOKENS,
-  RecordType.SCOPES,
-  RecordType.ACCOUNT,
-];
 
 export const FORMAT_VERSION = 1;
 const IDENTITY_MAC_LABEL = "linkd/v1/identity-mac";

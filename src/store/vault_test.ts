@@ -6,10 +6,11 @@ import { toHex, utf8 } from "../bytes.ts";
 import { encodeCbor } from "../cbor.ts";
 import { Code } from "../errors.ts";
 import { NorEmulator } from "../flash/nor_emulator.ts";
-import { signIdentity, verifyLineSignature } from "../provision/identity.ts";
-import { encodeTokenRecord, type TokenRecord } from "../tokens/token_record.ts";
+import { unsignedIdentity } from "../records/identity.ts";
+import { RecordType } from "../records/types.ts";
+import { encodeTokenRecord, type TokenRecord } from "../records/token.ts";
 import { RecordStore } from "./record_store.ts";
-import { RecordType, Vault } from "./vault.ts";
+import { Vault } from "./vault.ts";
 
 const random = (n: number) => nacl.randomBytes(n);
 
@@ -17,7 +18,7 @@ function device(serial = "SN-TEST-1", root = nacl.randomBytes(32)) {
   const flash = NorEmulator.memory();
   const store = RecordStore.mount(flash);
   const vault = new Vault(store, root, random);
-  vault.writeIdentity(signIdentity({
+  vault.writeIdentity(unsignedIdentity({
     serial,
     product_id: "speaker",
     client_id: "amzn1.application-oa2-client.test",
@@ -119,7 +120,7 @@ test("Vault: a flash image copied to another device opens nothing", () => {
 
 test("Vault.identity() refuses an identity rewritten without the root key", () => {
   const d = device();
-  const forged = signIdentity({
+  const forged = unsignedIdentity({
     serial: "SN-FORGED",
     product_id: "speaker",
     client_id: "someone-else",
@@ -134,46 +135,6 @@ test("Vault.identity() refuses an identity rewritten without the root key", () =
   assert.is(codeOf(() => v.identity()), Code.IDENTITY_CORRUPT);
   d.store.put(RecordType.IDENTITY, utf8.encode("not cbor at all \xff"));
   assert.is(codeOf(() => new Vault(d.store, d.root, random).identity()), Code.STORE_CORRUPT);
-});
-
-test("Vault.identity(): a line-signed identity reads back signed, and its signature verifies", () => {
-  const root = nacl.randomBytes(32);
-  const vault = new Vault(RecordStore.mount(NorEmulator.memory()), root, random);
-  const id = {
-    serial: "SN-SIGNED-1",
-    product_id: "speaker",
-    client_id: "cid",
-    device_public_key: new Uint8Array(32).fill(3),
-    provisioned_at: 1_700_000_000_000,
-  };
-  const signed = signIdentity(id, new Uint8Array(32).fill(9));
-  vault.writeIdentity(signed);
-  const back = vault.identity()!;
-  assert.equal(back.identity, id);
-  assert.equal(back.signature, signed.signature);
-  assert.equal(back.line_public_key, signed.line_public_key);
-  assert.ok(verifyLineSignature(back));
-  assert.not.ok(verifyLineSignature(signIdentity(id)), "unsigned");
-});
-
-test("Vault.identity() takes the device MAC as the authority; verifyLineSignature() is the line's check", () => {
-  // A bad signature can only be there if whoever wrote it held this device's root key (the MAC
-  // verifies), so the boot does not spend an Ed25519 verification on it; the line's check sees it.
-  const root = nacl.randomBytes(32);
-  const vault = new Vault(RecordStore.mount(NorEmulator.memory()), root, random);
-  const signed = signIdentity({
-    serial: "SN-SIGNED-2",
-    product_id: "speaker",
-    client_id: "cid",
-    device_public_key: new Uint8Array(32).fill(3),
-    provisioned_at: 1,
-  }, new Uint8Array(32).fill(9));
-  const bad = signed.signature!.slice();
-  bad[0]! ^= 1;
-  vault.writeIdentity({ ...signed, signature: bad });
-  const back = vault.identity()!;
-  assert.is(back.identity.serial, "SN-SIGNED-2");
-  assert.not.ok(verifyLineSignature(back));
 });
 
 test("Vault.put() without an identity is NOT_PROVISIONED", () => {

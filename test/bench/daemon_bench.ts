@@ -13,8 +13,8 @@
 import { parseConfig } from "../../src/config.ts";
 import { Device } from "../../src/device.ts";
 import { provision } from "../../src/provision/provision.ts";
-import { RecordType } from "../../src/store/vault.ts";
-import { encodeTokenRecord } from "../../src/tokens/token_record.ts";
+import { RecordType } from "../../src/records/types.ts";
+import { encodeTokenRecord } from "../../src/records/token.ts";
 import { bundle } from "../../scripts/bundle.ts";
 import { runArgs } from "../../scripts/runtime.ts";
 import { clientArgs, haveMosquitto, startMosquitto } from "../support/broker.ts";

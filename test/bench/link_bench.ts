@@ -7,7 +7,8 @@ import { type AuthServer, startAuthServer } from "../../src/authserver/server.ts
 import type { Fetch } from "../../src/auth/types.ts";
 import { type Clock, FakeClock, systemClock } from "../../src/clock.ts";
 import { LinkController, type LinkListener } from "../../src/link/controller.ts";
-import { RecordType, type Vault } from "../../src/store/vault.ts";
+import { RecordType } from "../../src/records/types.ts";
+import type { Vault } from "../../src/store/vault.ts";
 import { provisionedVault } from "../support/link.ts";
 import { drive, trackFetch } from "../support/drive.ts";
 import { prng } from "../support/random.ts";

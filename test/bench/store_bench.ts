@@ -1,9 +1,10 @@
 /** Flash figures: bytes programmed per token update, erases, projected life, mount time. */
 import nacl from "tweetnacl";
 import { NorEmulator } from "../../src/flash/nor_emulator.ts";
-import { signIdentity } from "../../src/provision/identity.ts";
+import { signIdentity } from "../../src/provision/line_signature.ts";
 import { RecordStore } from "../../src/store/record_store.ts";
-import { RecordType, Vault } from "../../src/store/vault.ts";
+import { RecordType } from "../../src/records/types.ts";
+import { Vault } from "../../src/store/vault.ts";
 import { prng } from "../support/random.ts";
 import { medianMicros } from "./timing.ts";
 import type { Row } from "./main.ts";

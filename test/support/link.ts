@@ -1,7 +1,7 @@
 /** A provisioned device's vault on an emulated in-memory flash, for link tests and the bench. */
 import nacl from "tweetnacl";
 import { NorEmulator } from "../../src/flash/nor_emulator.ts";
-import { signIdentity } from "../../src/provision/identity.ts";
+import { signIdentity } from "../../src/provision/line_signature.ts";
 import { RecordStore } from "../../src/store/record_store.ts";
 import { Vault } from "../../src/store/vault.ts";
 

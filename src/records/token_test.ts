@@ -8,7 +8,7 @@ import {
   MAX_EXPIRES_IN_S,
   MAX_TIME_MS,
   type TokenRecord,
-} from "./token_record.ts";
+} from "./token.ts";
 
 const RECORD: TokenRecord = {
   access_token: "Atza|access",

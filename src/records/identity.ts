@@ -1,13 +1,15 @@
 /**
- * The device identity record written by the factory line (CONTRACT.md section 3), its
- * validation, and the envelope the line signs.
+ * The device identity record written by the factory line (CONTRACT.md section 3, vault slot
+ * IDENTITY), the envelope that carries it with the line's signature, and the rules for the
+ * serial, product id and client id it names.
  *
  * `record` is the CBOR encoding of {serial, product_id, client_id, device_public_key,
- * provisioned_at}; the envelope is the CBOR map {record, signature?, line_public_key?} that
- * `--record-out` writes. Field checks name the field and never echo unprintable input.
+ * provisioned_at}; the envelope is the CBOR map {record, signature?, line_public_key?} that the
+ * vault stores and `--record-out` writes. Field checks name the field and never echo unprintable
+ * input. Making and checking the line's signature is the line's business (provision/): this file
+ * only carries the signature's bytes and checks their size, so reading an identity at boot loads
+ * no signing code.
  */
-import nacl from "tweetnacl";
-import { fromHex, toHex } from "../bytes.ts";
 import { decodeCbor, encodeCbor } from "../cbor.ts";
 import { Code, type ErrorCode, LinkdError } from "../errors.ts";
 
@@ -28,7 +30,10 @@ export interface SignedIdentity {
 }
 
 export const SERIAL_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
-export const ED25519_SEED_BYTES = 32;
+/** Bytes of an Ed25519 public key (the device's and the line's). */
+export const ED25519_PUBLIC_KEY_BYTES = 32;
+/** Bytes of an Ed25519 signature (the line's). */
+export const ED25519_SIGNATURE_BYTES = 64;
 
 function describe(value: string, max: number): string {
   if (value.length === 0) return "it is empty";
@@ -82,23 +87,6 @@ export function checkIdentityInputs(serial: string, productId: string, clientId:
   );
 }
 
-/**
- * Parses a line key file: a 32-byte Ed25519 seed, raw, or as 64 hex characters with optional
- * surrounding white space.
- */
-export function parseLineKey(bytes: Uint8Array, source: string): Uint8Array {
-  if (bytes.length === ED25519_SEED_BYTES) return bytes.slice();
-  if (bytes.length <= 200) {
-    const text = new TextDecoder().decode(bytes).trim();
-    const hex = fromHex(text);
-    if (hex && hex.length === ED25519_SEED_BYTES) return hex;
-  }
-  throw new LinkdError(
-    Code.BAD_LINE_KEY,
-    `Cannot use line key ${source}: expected a 32-byte Ed25519 seed, raw or as 64 hex characters, got ${bytes.length} bytes`,
-  );
-}
-
 export function encodeIdentity(id: Identity): Uint8Array {
   return encodeCbor({
     serial: id.serial,
@@ -109,17 +97,12 @@ export function encodeIdentity(id: Identity): Uint8Array {
   });
 }
 
-/** Signs the record with the line's seed, when one is given. */
-export function signIdentity(id: Identity, lineSeed?: Uint8Array): SignedIdentity {
-  const record = encodeIdentity(id);
-  if (!lineSeed) return { identity: id, record };
-  const pair = nacl.sign.keyPair.fromSeed(lineSeed);
-  const signature = nacl.sign.detached(record, pair.secretKey);
-  pair.secretKey.fill(0);
-  return { identity: id, record, signature, line_public_key: pair.publicKey };
+/** The identity with its encoded record and no line signature (provision/ signs one). */
+export function unsignedIdentity(id: Identity): SignedIdentity {
+  return { identity: id, record: encodeIdentity(id) };
 }
 
-/** The `--record-out` map: {record, signature?, line_public_key?}. */
+/** The envelope: {record, signature?, line_public_key?}. */
 export function encodeEnvelope(s: SignedIdentity): Uint8Array {
   const m: Record<string, Uint8Array> = { record: s.record };
   if (s.signature) m.signature = s.signature;
@@ -140,7 +123,8 @@ function corrupt(field: string): LinkdError {
  * authenticated by its MAC under the device's root key (Vault.identity()), which nobody without
  * that key can forge, so an Ed25519 verification at every boot would prove nothing more, and it
  * costs 75 ms on this machine's interpreter-only V8 (more than the rest of the boot). Whoever
- * needs the line's word (a test, the line's own tools) calls verifyLineSignature().
+ * needs the line's word (a test, the line's own tools) calls verifyLineSignature()
+ * (provision/line_signature.ts).
  */
 export function decodeEnvelope(bytes: Uint8Array): SignedIdentity {
   const m = decodeCbor(bytes, "identity envelope");
@@ -162,7 +146,7 @@ export function decodeEnvelope(bytes: Uint8Array): SignedIdentity {
     client_id: str("client_id", 256),
     device_public_key: (() => {
       const v = f.device_public_key;
-      if (!(v instanceof Uint8Array) || v.length !== nacl.sign.publicKeyLength) {
+      if (!(v instanceof Uint8Array) || v.length !== ED25519_PUBLIC_KEY_BYTES) {
         throw corrupt("device_public_key");
       }
       return v;
@@ -180,36 +164,14 @@ export function decodeEnvelope(bytes: Uint8Array): SignedIdentity {
   if (env.signature !== undefined || env.line_public_key !== undefined) {
     const sig = env.signature;
     const pk = env.line_public_key;
-    if (!(sig instanceof Uint8Array) || sig.length !== nacl.sign.signatureLength) {
+    if (!(sig instanceof Uint8Array) || sig.length !== ED25519_SIGNATURE_BYTES) {
       throw corrupt("signature");
     }
-    if (!(pk instanceof Uint8Array) || pk.length !== nacl.sign.publicKeyLength) {
+    if (!(pk instanceof Uint8Array) || pk.length !== ED25519_PUBLIC_KEY_BYTES) {
       throw corrupt("line_public_key");
     }
     out.signature = sig;
     out.line_public_key = pk;
   }
-  return out;
-}
-
-/**
- * True when the identity carries a line signature that verifies over its record with its line
- * key; false when it is unsigned or the signature is wrong.
- */
-export function verifyLineSignature(s: SignedIdentity): boolean {
-  if (!s.signature || !s.line_public_key) return false;
-  return nacl.sign.detached.verify(s.record, s.signature, s.line_public_key);
-}
-
-/** The JSON line `linkd provision` prints (CONTRACT.md section 3). */
-export function provisionReport(s: SignedIdentity): Record<string, string> {
-  const out: Record<string, string> = {
-    serial: s.identity.serial,
-    product_id: s.identity.product_id,
-    client_id: s.identity.client_id,
-    device_public_key: toHex(s.identity.device_public_key),
-    record_sha512: toHex(nacl.hash(s.record)),
-  };
-  if (s.signature) out.line_signature = toHex(s.signature);
   return out;
 }
