@@ -9,29 +9,28 @@
  * - `display.lang`: the BCP 47 language of spoken prompts (default `en-US`).
  *
  * The file is hostile input: messages quote at most 60 characters of any value or key.
+ *
+ * Config parses and words messages; each rule it checks has one owner that it asks: the topic
+ * prefix (bus/topics.ts), the dialects, regions, hosts, LWA URLs and the scope-token grammar
+ * (auth/dialect.ts), the flash geometry (flash/driver.ts) and what the store needs of it
+ * (store/capacity.ts), the display outputs (present/outputs.ts), control characters (text.ts).
  */
 import { dirname, resolve } from "./paths.ts";
 import { Code, LinkdError } from "./errors.ts";
 import { readRegularFile } from "./files.ts";
+import { hasControl, oneLine } from "./text.ts";
 import { prefixProblem } from "./bus/topics.ts";
+import {
+  type Dialect,
+  DIALECT_NAMES,
+  isScopeToken,
+  lwaUrls,
+  type Region,
+  REGIONS,
+} from "./auth/dialect.ts";
 import { DEFAULT_GEOMETRY, type FlashGeometry, geometryProblem } from "./flash/driver.ts";
-import { Layout } from "./store/layout.ts";
-import { storeCapacity } from "./store/record_store.ts";
-
-export type Dialect = "lwa" | "rfc8628";
-export type Region = "na" | "eu" | "fe";
-export type Output = "voice" | "segment" | "screen" | "terminal";
-
-export const DIALECTS: readonly Dialect[] = ["lwa", "rfc8628"];
-export const REGIONS: readonly Region[] = ["na", "eu", "fe"];
-export const OUTPUTS: readonly Output[] = ["voice", "segment", "screen", "terminal"];
-
-/** The LWA host of each region preset. */
-export const REGION_HOSTS: Readonly<Record<Region, string>> = {
-  na: "api.amazon.com",
-  eu: "api.amazon.co.uk",
-  fe: "api.amazon.co.jp",
-};
+import { capacityShortfall, MIN_LIVE_BYTES, MIN_RECORD_BYTES } from "./store/capacity.ts";
+import { type Output, OUTPUTS } from "./present/outputs.ts";
 
 /** Where the config is read when neither `--config` nor `LINKD_CONFIG` is given. */
 export const DEFAULT_CONFIG_PATH = "/etc/linkd/linkd.json";
@@ -41,16 +40,6 @@ export const MAX_CONFIG_BYTES = 1 << 20;
 
 /** Most scopes one list may name. */
 export const MAX_SCOPES = 32;
-
-/**
- * The largest record linkd writes: a sealed token record (two tokens of up to 4096 bytes,
- * its other fields, and the seal's overhead). The flash must hold a record of this size.
- */
-export const MIN_RECORD_BYTES = 9216;
-/** Room that all of linkd's live records (identity, device key, tokens, scopes) need together. */
-export const MIN_LIVE_BYTES = 16384;
-/** Largest partition geometryProblem() accepts. */
-const MAX_FLASH_BYTES = 1 << 28;
 
 export interface FlashConfig extends FlashGeometry {
   /** Absolute path of the flash partition (an MTD device or a regular file emulating one). */
@@ -95,13 +84,6 @@ export interface Config {
   readonly display: DisplayConfig;
 }
 
-function lwaUrls(host: string): { codepairUrl: string; tokenUrl: string } {
-  return {
-    codepairUrl: `https://${host}/auth/O2/create/codepair`,
-    tokenUrl: `https://${host}/auth/O2/token`,
-  };
-}
-
 /** A fresh copy of the defaults (the contract's example values plus the extensions'). */
 export function defaultConfig(): Config {
   return {
@@ -109,7 +91,7 @@ export function defaultConfig(): Config {
     keys: { otpPath: "/sys/firmware/linkd/otp" },
     auth: {
       dialect: "lwa",
-      ...lwaUrls(REGION_HOSTS.na),
+      ...lwaUrls("na"),
       scopes: ["alexa:all"],
       fallbackScopes: ["alexa:all"],
     },
@@ -179,7 +161,7 @@ export function parseConfig(text: string, source: string): Config {
     });
   }
   if (!isObject(raw)) {
-    throw problem(source, `the top level must be an object, got ${describe(raw)}`);
+    throw problem(source, `the top level must be an object, got ${describeValue(raw)}`);
   }
   const r = new Reader(source, dirname(source));
   const d = defaultConfig();
@@ -213,12 +195,12 @@ export function parseConfig(text: string, source: string): Config {
     "fallbackScopes",
     "region",
   ]);
-  const dialect = r.oneOf(a, "auth.dialect", DIALECTS) ?? d.auth.dialect;
+  const dialect = r.oneOf(a, "auth.dialect", DIALECT_NAMES) ?? d.auth.dialect;
   const region = r.oneOf(a, "auth.region", REGIONS);
   if (region !== undefined && dialect !== "lwa") {
     r.fail("auth.region", `applies only to dialect "lwa", not "${dialect}"`);
   }
-  const preset = region === undefined ? d.auth : lwaUrls(REGION_HOSTS[region]);
+  const preset = region === undefined ? d.auth : lwaUrls(region);
   const httpSchemes = ["http:", "https:"];
   const auth: AuthConfig = {
     dialect,
@@ -246,35 +228,19 @@ export function parseConfig(text: string, source: string): Config {
   return { flash, keys, auth, bus, display };
 }
 
-/** Whether the record store on a partition of geometry `g` holds linkd's records. */
-function holdsRecords(g: FlashGeometry): boolean {
-  const l = new Layout(g);
-  if (l.dataSize < 2 * l.entryHeaderSpan) return false; // RecordStore refuses such sectors
-  const cap = storeCapacity(g);
-  return cap.maxPayload >= MIN_RECORD_BYTES && cap.liveLimit >= MIN_LIVE_BYTES;
-}
-
-/** Why the store on a partition of geometry `g` cannot hold linkd's records, or null. */
+/** Why the store on a partition of geometry `g` cannot hold linkd's records (store/capacity.ts), or null. */
 function capacityProblem(g: FlashGeometry): string | null {
-  if (holdsRecords(g)) return null;
-  const sectors = g.size / g.eraseSize;
-  const cap = storeCapacity(g);
-  const have = cap.maxPayload < MIN_RECORD_BYTES
-    ? `hold records up to ${cap.maxPayload} bytes, ${MIN_RECORD_BYTES} needed`
-    : `hold ${Math.max(0, cap.liveLimit)} bytes of records, ${MIN_LIVE_BYTES} needed`;
-  const what = `${sectors} sectors of ${g.eraseSize} bytes ${have}`;
-  // Capacity grows with the number of sectors: find the fewest that are enough.
-  let lo = sectors; // too few
-  let hi = Math.floor(MAX_FLASH_BYTES / g.eraseSize);
-  if (!holdsRecords({ ...g, size: hi * g.eraseSize })) {
-    return `${what}; use larger sectors (flash.eraseSize)`;
-  }
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (holdsRecords({ ...g, size: mid * g.eraseSize })) hi = mid;
-    else lo = mid;
-  }
-  return `${what}; use at least ${hi} sectors (flash.size ${hi * g.eraseSize})`;
+  const short = capacityShortfall(g);
+  if (short === null) return null;
+  const have = short.maxPayload < MIN_RECORD_BYTES
+    ? `hold records up to ${short.maxPayload} bytes, ${MIN_RECORD_BYTES} needed`
+    : `hold ${Math.max(0, short.liveLimit)} bytes of records, ${MIN_LIVE_BYTES} needed`;
+  const what = `${short.sectors} sectors of ${g.eraseSize} bytes ${have}`;
+  return short.sectorsNeeded === null
+    ? `${what}; use larger sectors (flash.eraseSize)`
+    : `${what}; use at least ${short.sectorsNeeded} sectors (flash.size ${
+      short.sectorsNeeded * g.eraseSize
+    })`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,10 +249,6 @@ const MAX_VALUE_CHARS = 60;
 const MAX_PATH_CHARS = 4096;
 const MAX_TEXT_CHARS = 256;
 const MAX_SCOPE_CHARS = 256;
-// deno-lint-ignore no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-/** RFC 6749 scope-token: printable ASCII without space, `"` and `\`. */
-const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 const LANG_TAG = /^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$/;
 
 function problem(source: string, what: string): LinkdError {
@@ -295,10 +257,6 @@ function problem(source: string, what: string): LinkdError {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function oneLine(s: string): string {
-  return s.replace(/\s+/g, " ").trim();
 }
 
 function clip(s: string, max = MAX_VALUE_CHARS): string {
@@ -315,7 +273,7 @@ function quote(s: string): string {
 }
 
 /** How a value is shown in a message: never more than 60 characters. */
-function describe(v: unknown): string {
+function describeValue(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";
   if (typeof v === "object") return "an object";
@@ -349,7 +307,7 @@ class Reader {
   section(root: Record<string, unknown>, name: string, known: readonly string[]) {
     if (!Object.hasOwn(root, name)) return {};
     const v = root[name];
-    if (!isObject(v)) return this.fail(name, `must be an object, got ${describe(v)}`);
+    if (!isObject(v)) return this.fail(name, `must be an object, got ${describeValue(v)}`);
     this.keys(v, name, known);
     return v;
   }
@@ -364,7 +322,7 @@ class Reader {
     const v = this.get(obj, key);
     if (v === undefined) return undefined;
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
-      this.fail(key, `must be a positive integer, got ${describe(v)}`);
+      this.fail(key, `must be a positive integer, got ${describeValue(v)}`);
     }
     return v;
   }
@@ -373,10 +331,12 @@ class Reader {
     const v = this.get(obj, key);
     if (v === undefined) return undefined;
     if (typeof v !== "string" || v === "") {
-      this.fail(key, `must be a non-empty string, got ${describe(v)}`);
+      this.fail(key, `must be a non-empty string, got ${describeValue(v)}`);
     }
     if (v.length > max) this.fail(key, `must be at most ${max} characters, got ${v.length}`);
-    if (CONTROL.test(v)) this.fail(key, `must not contain control characters, got ${describe(v)}`);
+    if (hasControl(v)) {
+      this.fail(key, `must not contain control characters, got ${describeValue(v)}`);
+    }
     return v;
   }
 
@@ -396,7 +356,7 @@ class Reader {
     if (typeof v !== "string" || !(allowed as readonly string[]).includes(v)) {
       this.fail(
         key,
-        `must be one of ${allowed.map((x) => `"${x}"`).join(", ")}, got ${describe(v)}`,
+        `must be one of ${allowed.map((x) => `"${x}"`).join(", ")}, got ${describeValue(v)}`,
       );
     }
     return v as T;
@@ -406,11 +366,13 @@ class Reader {
     const v = this.get(obj, key);
     if (v === undefined) return undefined;
     const want = `a URL with scheme ${schemes.map((s) => s.slice(0, -1)).join(", ")}`;
-    if (typeof v !== "string" || v === "") this.fail(key, `must be ${want}, got ${describe(v)}`);
+    if (typeof v !== "string" || v === "") {
+      this.fail(key, `must be ${want}, got ${describeValue(v)}`);
+    }
     // A URL is echoed without its user info: that part may hold a password.
-    const shown = describe(v.replace(/\/\/[^/?#]*@/, "//...@"));
+    const shown = describeValue(v.replace(/\/\/[^/?#]*@/, "//...@"));
     if (v.length > 2048) this.fail(key, `must be at most 2048 characters, got ${v.length}`);
-    if (/\s/.test(v) || CONTROL.test(v)) {
+    if (/\s/.test(v) || hasControl(v)) {
       this.fail(key, `must not contain white space or control characters, got ${shown}`);
     }
     let u: URL;
@@ -433,7 +395,7 @@ class Reader {
   private list(obj: Record<string, unknown>, key: string, what: string): unknown[] | undefined {
     const v = this.get(obj, key);
     if (v === undefined) return undefined;
-    if (!Array.isArray(v)) this.fail(key, `must be an array of ${what}, got ${describe(v)}`);
+    if (!Array.isArray(v)) this.fail(key, `must be an array of ${what}, got ${describeValue(v)}`);
     return v;
   }
 
@@ -448,20 +410,20 @@ class Reader {
     v.forEach((s, i) => {
       const at = `${key}[${i}]`;
       if (typeof s !== "string" || s === "") {
-        this.fail(at, `must be a non-empty string, got ${describe(s)}`);
+        this.fail(at, `must be a non-empty string, got ${describeValue(s)}`);
       }
       if (s.length > MAX_SCOPE_CHARS) {
         this.fail(at, `must be at most ${MAX_SCOPE_CHARS} characters, got ${s.length}`);
       }
-      if (!SCOPE_TOKEN.test(s)) {
+      if (!isScopeToken(s)) {
         this.fail(
           at,
           `must be one scope: printable ASCII without spaces, quotes or backslashes, got ${
-            describe(s)
+            describeValue(s)
           }`,
         );
       }
-      if (out.includes(s)) this.fail(at, `repeats scope ${describe(s)}`);
+      if (out.includes(s)) this.fail(at, `repeats scope ${describeValue(s)}`);
       out.push(s);
     });
     return out;
@@ -471,9 +433,13 @@ class Reader {
   prefix(obj: Record<string, unknown>, key: string): string | undefined {
     const v = this.get(obj, key);
     if (v === undefined) return undefined;
-    if (typeof v !== "string") this.fail(key, `must be a non-empty string, got ${describe(v)}`);
+    if (typeof v !== "string") {
+      this.fail(key, `must be a non-empty string, got ${describeValue(v)}`);
+    }
     const why = prefixProblem(v);
-    if (why !== null) this.fail(key, `must be an MQTT topic prefix: ${why}, got ${describe(v)}`);
+    if (why !== null) {
+      this.fail(key, `must be an MQTT topic prefix: ${why}, got ${describeValue(v)}`);
+    }
     return v;
   }
 
@@ -486,10 +452,10 @@ class Reader {
       if (typeof o !== "string" || !(OUTPUTS as readonly string[]).includes(o)) {
         this.fail(
           at,
-          `must be one of ${OUTPUTS.map((x) => `"${x}"`).join(", ")}, got ${describe(o)}`,
+          `must be one of ${OUTPUTS.map((x) => `"${x}"`).join(", ")}, got ${describeValue(o)}`,
         );
       }
-      if (out.includes(o as Output)) this.fail(at, `repeats output ${describe(o)}`);
+      if (out.includes(o as Output)) this.fail(at, `repeats output ${describeValue(o)}`);
       out.push(o as Output);
     });
     return out;
@@ -499,7 +465,7 @@ class Reader {
     const v = this.text(obj, key, 35);
     if (v === undefined) return undefined;
     if (!LANG_TAG.test(v)) {
-      this.fail(key, `must be a BCP 47 language tag such as "en-US", got ${describe(v)}`);
+      this.fail(key, `must be a BCP 47 language tag such as "en-US", got ${describeValue(v)}`);
     }
     return v;
   }

@@ -9,6 +9,10 @@ import {
   loadConfig,
   parseConfig,
 } from "./config.ts";
+import { DIALECT_NAMES, isScopeToken, lwaUrls, REGIONS } from "./auth/dialect.ts";
+import { OUTPUTS } from "./present/outputs.ts";
+import { capacityShortfall } from "./store/capacity.ts";
+import { DEFAULT_GEOMETRY } from "./flash/driver.ts";
 
 const SRC = "/etc/linkd/linkd.json";
 
@@ -266,6 +270,38 @@ test("parseConfig() refuses a flash too small for linkd's records, naming the fi
     } catch (e) {
       assert.is((e as LinkdError).exitCode, Exit.CONFIG);
     }
+  }
+});
+
+test("parseConfig() asks each rule's owner: dialects, regions, scopes, outputs, store capacity", () => {
+  const parse = (obj: unknown) => parseConfig(JSON.stringify(obj), SRC);
+  for (const dialect of DIALECT_NAMES) {
+    assert.is(parse({ auth: { dialect } }).auth.dialect, dialect);
+  }
+  for (const region of REGIONS) {
+    const { codepairUrl, tokenUrl } = parse({ auth: { region } }).auth;
+    assert.equal({ codepairUrl, tokenUrl }, lwaUrls(region));
+  }
+  assert.equal(defaultConfig().display.outputs, OUTPUTS);
+  for (const o of OUTPUTS) assert.equal(parse({ display: { outputs: [o] } }).display.outputs, [o]);
+  for (const s of ["alexa:all", "!#[]~", "a b", 'a"b', "a\\b", "a\u007fb", "é", "x\u0085"]) {
+    let ok = true;
+    try {
+      parse({ auth: { scopes: [s] } });
+    } catch {
+      ok = false;
+    }
+    assert.is(ok, isScopeToken(s), JSON.stringify(s));
+  }
+  for (const sectors of [4, 8, 12, 13, 16]) {
+    const flash = { ...DEFAULT_GEOMETRY, size: sectors * DEFAULT_GEOMETRY.eraseSize };
+    let ok = true;
+    try {
+      parse({ flash });
+    } catch {
+      ok = false;
+    }
+    assert.is(ok, capacityShortfall(flash) === null, `${sectors} sectors`);
   }
 });
 

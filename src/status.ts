@@ -11,10 +11,11 @@ import { wallMs } from "./bus/payloads.ts";
 import { toHex, wipe } from "./bytes.ts";
 import type { Device } from "./device.ts";
 import { isLinkdError } from "./errors.ts";
-import type { SignedIdentity } from "./records/identity.ts";
+import { REPAIR_HINT, type SignedIdentity } from "./records/identity.ts";
 import { RecordType } from "./records/types.ts";
 import { decodeTokenRecord } from "./records/token.ts";
-import { type Capabilities, capabilities } from "./link/scope_book.ts";
+import type { Capabilities } from "./contract.ts";
+import { capabilities } from "./link/scope_book.ts";
 import { decodeScopeBook, EMPTY_BOOK } from "./records/scope_book.ts";
 
 export interface StatusReport {
@@ -33,13 +34,6 @@ export interface StatusReport {
    */
   capabilities: Capabilities;
 }
-
-/**
- * The way out for a device whose identity record is damaged or lost (provision/provision.ts
- * REPAIR_HINT; spelled out here so that status does not load the provisioning code).
- */
-const REPAIR =
-  "linkd repair --config FILE --serial SN --product-id PID --client-id CID [--line-key FILE], with the identity the line recorded for this device";
 
 function reason(e: unknown): string {
   if (isLinkdError(e)) return e.message;
@@ -126,7 +120,9 @@ export function statusReport(device: Device): StatusReport {
         const what = health.lostKeys.includes(RecordType.IDENTITY) || problems.length > 0
           ? "the identity record is damaged"
           : "the flash holds no identity record (provisioning was cut short, or the flash was erased or replaced)";
-        problems.push(`${what}: the device keeps its identity for life; repair it with ${REPAIR}`);
+        problems.push(
+          `${what}: the device keeps its identity for life; repair it with ${REPAIR_HINT}`,
+        );
       }
     } else if (device.store.keys().length > 0) {
       r.store.ok = false;

@@ -8,8 +8,8 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { type AuthServer, startAuthServer } from "../src/authserver/server.ts";
-import { MqttProxy, Peer, type PeerMessage, realDelay } from "../src/bus/_testing.ts";
+import { type AuthServer, startAuthServer } from "../dev/authserver/server.ts";
+import { MqttProxy, Peer, type PeerMessage, realDelay } from "./support/bus.ts";
 import { haveMosquitto, type Mosquitto, startMosquitto } from "./support/broker.ts";
 
 const root = new URL("..", import.meta.url).pathname;

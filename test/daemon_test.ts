@@ -4,8 +4,8 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { type AuthServer, startAuthServer } from "../src/authserver/server.ts";
-import { Peer, type PeerMessage } from "../src/bus/_testing.ts";
+import { type AuthServer, startAuthServer } from "../dev/authserver/server.ts";
+import { Peer, type PeerMessage } from "./support/bus.ts";
 import { encodeCbor } from "../src/cbor.ts";
 import { haveMosquitto, type Mosquitto, startMosquitto } from "./support/broker.ts";
 

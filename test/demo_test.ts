@@ -13,7 +13,7 @@ test.after(() => Deno.removeSync(dir, { recursive: true }));
 
 async function demo(...args: string[]): Promise<{ code: number; out: string }> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${root}src/demo/main.ts`, ...args],
+    args: ["run", "-A", `${root}dev/demo/main.ts`, ...args],
     cwd: root,
     env: { LINKD_DEMO_DIR: dir, NO_COLOR: "1" },
     stdout: "piped",

@@ -1,6 +1,6 @@
 /**
- * The test command: runs every `*_test.ts` under src/ and test/ in its own Deno process (so a
- * test that starts a broker or cuts power cannot disturb another), two at a time
+ * The test command: runs every `*_test.ts` under src/, dev/ and test/ in its own Deno process (so
+ * a test that starts a broker or cuts power cannot disturb another), two at a time
  * (LINKD_TEST_JOBS), each with a deadline (LINKD_TEST_TIMEOUT, seconds, default 300), prints
  * each file's uvu output and time, and ends with the line `N passed, N failed`.
  *
@@ -25,7 +25,7 @@ async function* walk(dir: string): AsyncGenerator<string> {
 }
 
 const files: string[] = [];
-for (const d of ["src", "test"]) {
+for (const d of ["src", "dev", "test"]) {
   for await (const f of walk(`${root}${d}`)) {
     const rel = f.slice(root.length);
     if (filters.length === 0 || filters.some((w) => rel.includes(w))) files.push(rel);

@@ -7,6 +7,7 @@
  * minutes: at most 31 requests in any hour of outage, whatever the jitter (the bound is proved
  * in backoff_test.ts). Jitter spreads a fleet of speakers that lost the same server.
  */
+import { invalidArgument } from "../text.ts";
 
 /** Seconds, before jitter. */
 export const RETRY_TABLE_S: readonly number[] = [0, 1, 2, 4, 10, 30, 60, 120, 300];
@@ -20,7 +21,7 @@ export class Backoff {
 
   /** `random` returns a number in [0, 1): Math.random in the daemon, a seeded one in tests. */
   constructor(random: () => number, table: readonly number[] = RETRY_TABLE_S) {
-    if (table.length === 0) throw new TypeError("Backoff table must not be empty");
+    if (table.length === 0) throw invalidArgument("Backoff table must not be empty");
     this.#random = random;
     this.#table = table;
   }

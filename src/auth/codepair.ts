@@ -4,7 +4,8 @@
  */
 import type { Clock } from "../clock.ts";
 import type { DialectSpec } from "./dialect.ts";
-import { checkObject, checkStatus, Fields, type FormResponse, invalidArgument } from "./errors.ts";
+import { invalidArgument } from "../text.ts";
+import { checkObject, checkStatus, Fields, type FormResponse } from "./errors.ts";
 import { postForm } from "./http.ts";
 import type { CodePair, DeviceIdentity, Fetch } from "./types.ts";
 

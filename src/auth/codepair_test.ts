@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { FakeClock } from "../clock.ts";
+import { FakeClock } from "../../test/support/fake_clock.ts";
 import {
   ACCEPT_LANGUAGES,
   acceptLanguage,
@@ -10,8 +10,8 @@ import {
   requestCodePair,
 } from "./codepair.ts";
 import { DIALECTS } from "./dialect.ts";
+import { ERR_INVALID_ARG_VALUE } from "../text.ts";
 import {
-  ERR_INVALID_ARG_VALUE,
   type FormResponse,
   INVALID_BODY,
   INVALID_FIELD,

@@ -8,10 +8,25 @@
  * - `rfc8628`, the standard Device Authorization Grant: `client_id`, `scope`; poll
  *   `grant_type=urn:ietf:params:oauth:grant-type:device_code`, `device_code`, `client_id`;
  *   refresh as in RFC 6749 section 6 for a public client.
+ *
+ * This module owns the rules config.ts checks `auth` against: the dialect names, the LWA regions
+ * with their hosts and URLs, and the RFC 6749 scope-token grammar.
  */
-import { type Dialect, type Region, REGION_HOSTS, REGIONS } from "../config.ts";
-import { invalidArgument } from "./errors.ts";
+import { invalidArgument } from "../text.ts";
 import type { CodePair, DeviceIdentity } from "./types.ts";
+
+export type Dialect = "lwa" | "rfc8628";
+export type Region = "na" | "eu" | "fe";
+
+/** The LWA regions `auth.region` may take. */
+export const REGIONS: readonly Region[] = ["na", "eu", "fe"];
+
+/** The LWA host of each region. */
+export const REGION_HOSTS: Readonly<Record<Region, string>> = {
+  na: "api.amazon.com",
+  eu: "api.amazon.co.uk",
+  fe: "api.amazon.co.jp",
+};
 
 export interface DialectSpec {
   readonly name: Dialect;
@@ -35,26 +50,28 @@ export const ALEXA_ALL = "alexa:all";
 export const LWA_CODEPAIR_PATH = "/auth/O2/create/codepair";
 export const LWA_TOKEN_PATH = "/auth/O2/token";
 
-export interface EndpointPreset {
+/** The two URLs of the device flow: the code-pair (device authorization) and the token one. */
+export interface FlowUrls {
   readonly codepairUrl: string;
   readonly tokenUrl: string;
 }
 
-/** LWA endpoints per region (hosts from config.ts's `REGION_HOSTS`). */
-export const LWA_REGIONS: Readonly<Record<Region, EndpointPreset>> = Object.freeze(
-  Object.fromEntries(
-    REGIONS.map((r) => [
-      r,
-      Object.freeze({
-        codepairUrl: `https://${REGION_HOSTS[r]}${LWA_CODEPAIR_PATH}`,
-        tokenUrl: `https://${REGION_HOSTS[r]}${LWA_TOKEN_PATH}`,
-      }),
-    ]),
-  ) as Record<Region, EndpointPreset>,
-);
+/** The LWA URLs of `region` (on its `REGION_HOSTS` host). */
+export function lwaUrls(region: Region): FlowUrls {
+  const host = REGION_HOSTS[region];
+  return {
+    codepairUrl: `https://${host}${LWA_CODEPAIR_PATH}`,
+    tokenUrl: `https://${host}${LWA_TOKEN_PATH}`,
+  };
+}
 
-/** RFC 6749 scope-token: visible ASCII except `"` and `\`. */
+/** RFC 6749 section 3.3 scope-token, `1*NQCHAR`: visible ASCII except `"` and `\`. */
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+
+/** Whether `s` is one RFC 6749 scope token (no space, quote, backslash or control character). */
+export function isScopeToken(s: unknown): s is string {
+  return typeof s === "string" && SCOPE_TOKEN.test(s);
+}
 
 /** Checks the scopes (caller's input) and drops repeats, keeping the first order. */
 function scopeList(scopes: readonly string[], required: boolean): string[] {
@@ -62,7 +79,7 @@ function scopeList(scopes: readonly string[], required: boolean): string[] {
   if (required && scopes.length === 0) throw invalidArgument("scopes must not be empty");
   const out: string[] = [];
   for (const s of scopes) {
-    if (typeof s !== "string" || !SCOPE_TOKEN.test(s)) {
+    if (!isScopeToken(s)) {
       throw invalidArgument(
         `scope ${JSON.stringify(String(s)).slice(0, 60)} is not an RFC 6749 scope token`,
       );
@@ -157,4 +174,8 @@ const rfc8628: DialectSpec = Object.freeze({
   },
 });
 
+/** Each dialect's spec, by name. */
 export const DIALECTS: Readonly<Record<Dialect, DialectSpec>> = Object.freeze({ lwa, rfc8628 });
+
+/** The dialect names `auth.dialect` may take: the keys of `DIALECTS`. */
+export const DIALECT_NAMES: readonly Dialect[] = Object.freeze(Object.keys(DIALECTS) as Dialect[]);

@@ -1,15 +1,18 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { REGION_HOSTS } from "../config.ts";
 import {
   DEVICE_CODE_GRANT_URN,
+  DIALECT_NAMES,
   DIALECTS,
+  isScopeToken,
   LWA_CODEPAIR_PATH,
-  LWA_REGIONS,
   LWA_TOKEN_PATH,
   lwaScopeData,
+  lwaUrls,
+  REGION_HOSTS,
+  REGIONS,
 } from "./dialect.ts";
-import { ERR_INVALID_ARG_VALUE } from "./errors.ts";
+import { ERR_INVALID_ARG_VALUE } from "../text.ts";
 import type { CodePair, DeviceIdentity } from "./types.ts";
 
 const ID: DeviceIdentity = {
@@ -131,10 +134,20 @@ test("DIALECTS names and default intervals", () => {
   assert.is(DIALECTS.lwa.defaultInterval, 5);
   assert.is(DIALECTS.rfc8628.defaultInterval, 5);
   assert.ok(Object.isFrozen(DIALECTS) && Object.isFrozen(DIALECTS.lwa));
+  assert.equal(DIALECT_NAMES, ["lwa", "rfc8628"]);
 });
 
-test("LWA_REGIONS gives each region's code-pair and token URLs on config.ts's hosts", () => {
-  assert.equal(LWA_REGIONS, {
+test("isScopeToken() is RFC 6749's 1*NQCHAR: visible ASCII except quote and backslash", () => {
+  for (const s of ["alexa:all", "profile", "music::library:read", "!#[]~", "a"]) {
+    assert.ok(isScopeToken(s), s);
+  }
+  for (const s of ["", "two words", 'a"b', "a\\b", "a\tb", "a\u007fb", "é", 7, null]) {
+    assert.not.ok(isScopeToken(s), JSON.stringify(s));
+  }
+});
+
+test("lwaUrls() gives each region's code-pair and token URLs on its REGION_HOSTS host", () => {
+  assert.equal(Object.fromEntries(REGIONS.map((r) => [r, lwaUrls(r)])), {
     na: {
       codepairUrl: "https://api.amazon.com/auth/O2/create/codepair",
       tokenUrl: "https://api.amazon.com/auth/O2/token",
@@ -148,9 +161,7 @@ test("LWA_REGIONS gives each region's code-pair and token URLs on config.ts's ho
       tokenUrl: "https://api.amazon.co.jp/auth/O2/token",
     },
   });
-  for (const [r, host] of Object.entries(REGION_HOSTS)) {
-    assert.ok(LWA_REGIONS[r as keyof typeof LWA_REGIONS].tokenUrl.includes(host));
-  }
+  for (const r of REGIONS) assert.ok(lwaUrls(r).tokenUrl.includes(REGION_HOSTS[r]));
   assert.is(LWA_CODEPAIR_PATH, "/auth/O2/create/codepair");
   assert.is(LWA_TOKEN_PATH, "/auth/O2/token");
 });

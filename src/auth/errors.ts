@@ -1,7 +1,7 @@
 /**
  * The errors of the auth exchanges. Three kinds of failure never mix (see ../shared/STYLE.md):
  *
- * - a caller's mistake: a `TypeError` with `code` `ERR_INVALID_ARG_VALUE` (see `invalidArgument`);
+ * - a caller's mistake: a `TypeError` with `code` `ERR_INVALID_ARG_VALUE` (`invalidArgument`, ../text.ts);
  * - the server sent an OAuth error (`OAuthError`: `error`, `errorDescription`, `status`);
  * - the server broke the protocol (`ProtocolError`, `code` from the constants below, `field`);
  * - and, apart from the server, the way there failed (`TransportError`, `kind`).
@@ -11,6 +11,7 @@
  * bounded `error_description`; the raw response is attached as a NON-ENUMERABLE `response`
  * property, so logging an error never prints a body that holds a token.
  */
+import { hasControl, oneLine } from "../text.ts";
 
 /** What `postForm` returns and what the process steps validate (the raw exchange, read-only). */
 export interface FormResponse {
@@ -41,16 +42,6 @@ export type ProtocolErrorCode =
   | typeof INVALID_BODY
   | typeof INVALID_FIELD
   | typeof BODY_TOO_LARGE;
-
-/** The `code` of the TypeError a caller's mistake throws (as Node and oauth4webapi name it). */
-export const ERR_INVALID_ARG_VALUE = "ERR_INVALID_ARG_VALUE";
-
-/** A caller's mistake: a TypeError with `code` `ERR_INVALID_ARG_VALUE`. */
-export function invalidArgument(message: string): TypeError & { code: string } {
-  const e = new TypeError(message) as TypeError & { code: string };
-  e.code = ERR_INVALID_ARG_VALUE;
-  return e;
-}
 
 function hide(target: object, key: string, value: unknown): void {
   Object.defineProperty(target, key, {
@@ -245,13 +236,6 @@ export function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** One line, control characters replaced, at most `max` characters (an ellipsis marks a cut). */
-export function oneLine(s: string, max: number): string {
-  // deno-lint-ignore no-control-regex
-  const flat = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, " ").trim();
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
-}
-
 /**
  * Replaces what looks like a credential in server-written text: LWA tokens (`Atza|...`,
  * `Atzr|...`, `ANDE...` codes) and any run of 32 or more token characters.
@@ -370,11 +354,10 @@ export class Fields {
   string(field: string, max: number, charset: "printable" | "token" | "any" = "any"): string {
     if (!this.has(field)) this.fail(field, "is missing");
     const v = this.#obj[field];
-    if (typeof v !== "string") this.fail(field, `is ${describe(v)}, not a string`);
+    if (typeof v !== "string") this.fail(field, `is ${typeWord(v)}, not a string`);
     if (v.trim() === "") this.fail(field, "is empty");
     if (v.length > max) this.fail(field, `is longer than ${max} characters`);
-    // deno-lint-ignore no-control-regex
-    if (charset === "printable" && /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(v)) {
+    if (charset === "printable" && (hasControl(v) || /[\u2028\u2029]/.test(v))) {
       this.fail(field, "contains control characters");
     }
     if (charset === "token" && !/^[\x21-\x7e]+$/.test(v)) {
@@ -408,7 +391,7 @@ export class Fields {
     if (!this.has(field)) this.fail(field, "is missing");
     const raw = this.#obj[field];
     const v = typeof raw === "string" && /^[0-9]{1,15}$/.test(raw) ? Number(raw) : raw;
-    if (typeof v !== "number") this.fail(field, `is ${describe(v)}, not a number`);
+    if (typeof v !== "number") this.fail(field, `is ${typeWord(v)}, not a number`);
     if (!Number.isInteger(v)) this.fail(field, `is ${v}, not an integer`);
     if (v <= 0) this.fail(field, `is ${v}, not a positive integer`);
     if (v > max) {
@@ -419,7 +402,7 @@ export class Fields {
   }
 }
 
-function describe(v: unknown): string {
+function typeWord(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";
   const t = typeof v;

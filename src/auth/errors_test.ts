@@ -11,7 +11,6 @@ import {
   isRetryable,
   isScopeRefusal,
   OAuthError,
-  oneLine,
   ProtocolError,
   redact,
   safeUrl,
@@ -19,6 +18,7 @@ import {
   TransportError,
   type TransportKind,
 } from "./errors.ts";
+import { oneLine } from "../text.ts";
 
 const ACCESS = "Atza|IwEBIAccessTokenSecretabcdefghijklmnopqrstuvwxyz0123456789";
 const REFRESH = "Atzr|IwEBIRefreshTokenSecretabcdefghijklmnopqrstuvwxyz0123456789";

@@ -5,12 +5,11 @@
  */
 import { ByteBuilder } from "../bytes.ts";
 import type { Clock } from "../clock.ts";
+import { invalidArgument, oneLine } from "../text.ts";
 import {
   BODY_TOO_LARGE,
   type FormResponse,
-  invalidArgument,
   OAuthError,
-  oneLine,
   ProtocolError,
   safeUrl,
   TransportError,

@@ -1,15 +1,15 @@
 /**
  * Memory of postForm over http1Fetch (issue 11) when the authorization server's answer comes
  * in the smallest pieces it can: 65,536 one-byte chunks, and a Content-Length body written one
- * byte at a time. In a child process (_memory_child.ts), with the launcher's V8 flags and with
- * none, the peak resident memory may rise by a few MB at most: the body is held in one buffer
- * (ByteBuilder), never as one array per piece. Before, 65,536 one-byte chunks rose it by about
+ * byte at a time. In a child process (test/support/http_memory_child.ts), with the launcher's V8
+ * flags and with none, the peak resident memory may rise by a few MB at most: the body is held
+ * in one buffer (ByteBuilder), never as one array per piece. Before, 65,536 one-byte chunks rose it by about
  * 32 MB under the flags and 77 MB without; a trickled Content-Length body by 5 and 16-23 MB.
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { V8_FLAGS } from "../../scripts/runtime.ts";
-import { delay, rawServer, readRequest, send } from "../net/_testing.ts";
+import { delay, rawServer, readRequest, send } from "../../test/support/net.ts";
 
 /** The bound the test holds the rise to: generous for a busy 2-core VM, far below 32 MB. */
 const MAX_RISE_MB = 12;
@@ -41,7 +41,7 @@ interface Figures {
 }
 
 async function child(port: number, path: string, flags: string[]): Promise<Figures> {
-  const child = new URL("./_memory_child.ts", import.meta.url).pathname;
+  const child = new URL("../../test/support/http_memory_child.ts", import.meta.url).pathname;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", ...flags, child, String(port), path, String(BODY_BYTES)],
     stdout: "piped",

@@ -1,13 +1,8 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { FakeClock } from "../clock.ts";
-import {
-  BODY_TOO_LARGE,
-  ERR_INVALID_ARG_VALUE,
-  ProtocolError,
-  TransportError,
-  type TransportKind,
-} from "./errors.ts";
+import { FakeClock } from "../../test/support/fake_clock.ts";
+import { ERR_INVALID_ARG_VALUE } from "../text.ts";
+import { BODY_TOO_LARGE, ProtocolError, TransportError, type TransportKind } from "./errors.ts";
 import { BUILD_TIME_FLOOR, classifyFetchError, DEFAULT_MAX_BYTES, postForm } from "./http.ts";
 import type { Fetch } from "./types.ts";
 import {

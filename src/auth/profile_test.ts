@@ -4,8 +4,8 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { startAuthServer } from "../authserver/server.ts";
-import { FakeClock } from "../clock.ts";
+import { startAuthServer } from "../../dev/authserver/server.ts";
+import { FakeClock } from "../../test/support/fake_clock.ts";
 import { OAuthError } from "./errors.ts";
 import {
   canReadProfile,

@@ -10,11 +10,11 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { encodeCbor } from "../cbor.ts";
-import { FakeClock } from "../clock.ts";
-import type { AccessToken } from "../link/controller.ts";
+import { FakeClock } from "../../test/support/fake_clock.ts";
+import type { AccessToken } from "../contract.ts";
 import { type Mosquitto, startMosquitto } from "../../test/support/broker.ts";
 import { type Bus, BusError, connectBus } from "./bus.ts";
-import { Peer, realDelay, unhex } from "./_testing.ts";
+import { Peer, realDelay, unhex } from "../../test/support/bus.ts";
 
 const FIRMWARE = new URL("../../firmware/mosquitto/", import.meta.url).pathname;
 const USERS = { linkd: "linkd-pass-1", audio: "audio-pass-2", guest: "guest-pass-3" };

@@ -9,8 +9,9 @@
  *   session.ts     reconnect loop and backoff, retained replay, publishing, the bounded close
  *   connection.ts  one MQTT connection, connected and subscribed, never reconnected
  *   dispatch.ts    commands: rate limit, reply topics, handler deadline, replies
- *   payloads.ts    the CBOR payloads and command checks; topics.ts the prefix rule;
- *                  rate_limit.ts the token bucket; log.ts what a log line may say
+ *   payloads.ts    the CBOR payloads (their shapes: ../contract.ts) and command checks;
+ *                  topics.ts the prefix rule; rate_limit.ts the token bucket; log.ts what a log
+ *                  line may say
  *
  * - MQTT 5, QoS 1, clean start. The last will is `P/state` = `offline`, retained.
  * - Retained topics (state, pairing, capabilities, segment, display) are remembered and
@@ -36,20 +37,25 @@
  * then DISCONNECT, all within closeTimeoutMs (5 s); past it the socket is dropped (the will
  * says `offline` just the same).
  */
+import { invalidArgument } from "../text.ts";
 import type { ConnectOptions, MqttTimers, PublishOptions } from "./mqtt/mod.ts";
 import { encodeCbor } from "../cbor.ts";
 import type { Clock } from "../clock.ts";
-import type { AccessToken, LinkState, PairingInfo } from "../link/controller.ts";
-import type { Capabilities } from "../link/scope_book.ts";
+import type {
+  AccessToken,
+  Capabilities,
+  Display,
+  LinkState,
+  PairingInfo,
+  Say,
+  Segment,
+} from "../contract.ts";
 import {
   capabilitiesPayload,
-  type Display,
   displayPayload,
   offlineState,
   pairingPayload,
-  type Say,
   sayPayload,
-  type Segment,
   segmentPayload,
   statePayload,
   tokenPayload,
@@ -142,7 +148,8 @@ export interface BusOptions {
   ackTimeoutMs?: number;
   /**
    * The MQTT client's timers (connect timeout, keepalive, acknowledgement deadlines). Default:
-   * real ones. Tests that drive the deadlines pass fake ones (`clockTimers` of _testing.ts).
+   * real ones. Tests that drive the deadlines pass fake ones (`clockTimers` of
+   * test/support/bus.ts).
    */
   timers?: MqttTimers;
   /** Abandons waiting for the first connection: connectBus rejects with BusError `aborted`. */
@@ -174,7 +181,7 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
 function checkPrefix(prefix: string): void {
   const why = typeof prefix === "string" ? prefixProblem(prefix) : "not a string";
   if (why !== null) {
-    throw new TypeError(`Bus prefix ${JSON.stringify(prefix)} is not a topic prefix: ${why}`);
+    throw invalidArgument(`Bus prefix ${JSON.stringify(prefix)} is not a topic prefix: ${why}`);
   }
 }
 
@@ -192,7 +199,7 @@ class MqttBus implements Bus {
     checkPrefix(options.prefix);
     where(options.url);
     if (options.protocolVersion !== undefined && ![4, 5].includes(options.protocolVersion)) {
-      throw new TypeError("Bus protocolVersion must be 4 or 5");
+      throw invalidArgument("Bus protocolVersion must be 4 or 5");
     }
     this.#o = options;
     this.#prefix = options.prefix;

@@ -4,13 +4,19 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { FakeClock } from "../clock.ts";
-import type { AccessToken, LinkState, PairingInfo } from "../link/controller.ts";
-import type { Capabilities } from "../link/scope_book.ts";
+import { FakeClock } from "../../test/support/fake_clock.ts";
+import type {
+  AccessToken,
+  Capabilities,
+  Display,
+  LinkState,
+  PairingInfo,
+  Say,
+  Segment,
+} from "../contract.ts";
 import { type Mosquitto, startMosquitto } from "../../test/support/broker.ts";
 import { type Bus, BusError, type BusOptions, type BusStatus, connectBus } from "./bus.ts";
-import type { Display, Say, Segment } from "./payloads.ts";
-import { Peer, type PeerMessage, realDelay, TcpProxy, until } from "./_testing.ts";
+import { Peer, type PeerMessage, realDelay, TcpProxy, until } from "../../test/support/bus.ts";
 
 const cleanups: (() => Promise<void>)[] = [];
 test.after.each(async () => {

@@ -5,17 +5,12 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { encodeCbor } from "../cbor.ts";
-import { FakeClock } from "../clock.ts";
-import type { AccessToken } from "../link/controller.ts";
+import { FakeClock } from "../../test/support/fake_clock.ts";
+import type { AccessToken, CommandName, CommandOptions } from "../contract.ts";
 import { type Mosquitto, startMosquitto } from "../../test/support/broker.ts";
 import { type Bus, type BusOptions, type CommandHandler, connectBus } from "./bus.ts";
-import {
-  type CommandName,
-  type CommandOptions,
-  errorReply,
-  MAX_COMMAND_BYTES,
-} from "./payloads.ts";
-import { Peer, type PeerMessage, realDelay, TcpProxy, unhex } from "./_testing.ts";
+import { errorReply, MAX_COMMAND_BYTES } from "./payloads.ts";
+import { Peer, type PeerMessage, realDelay, TcpProxy, unhex } from "../../test/support/bus.ts";
 
 const REPLY = "linkd/reply/audio/";
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);

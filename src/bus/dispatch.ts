@@ -24,17 +24,8 @@ import { encodeCbor } from "../cbor.ts";
 import type { Clock } from "../clock.ts";
 import type { IncomingMessage, PublishOptions, PublishProperties } from "./mqtt/mod.ts";
 import { describeError } from "./log.ts";
-import {
-  BusCode,
-  type CommandName,
-  type CommandOptions,
-  type CommandReply,
-  errorReply,
-  isCommandName,
-  isTokenReply,
-  parseCommand,
-  replyPayload,
-} from "./payloads.ts";
+import { BusCode, type CommandName, type CommandOptions, type CommandReply } from "../contract.ts";
+import { errorReply, isCommandName, isTokenReply, parseCommand, replyPayload } from "./payloads.ts";
 import { DEFAULT_COMMAND_RATE, type RateLimit, TokenBucket } from "./rate_limit.ts";
 
 export type CommandHandler = (

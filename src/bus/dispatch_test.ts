@@ -6,12 +6,12 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { decodeCbor, encodeCbor } from "../cbor.ts";
-import { FakeClock } from "../clock.ts";
-import type { AccessToken } from "../link/controller.ts";
+import { FakeClock } from "../../test/support/fake_clock.ts";
+import type { AccessToken, CommandName, CommandOptions } from "../contract.ts";
 import type { IncomingMessage, PublishOptions, PublishProperties } from "./mqtt/mod.ts";
 import { type CommandHandler, Dispatcher, type DispatchOptions, type Replier } from "./dispatch.ts";
-import { type CommandName, type CommandOptions, MAX_COMMAND_BYTES } from "./payloads.ts";
-import { unhex } from "./_testing.ts";
+import { MAX_COMMAND_BYTES } from "./payloads.ts";
+import { unhex } from "../../test/support/bus.ts";
 
 const REPLY = "linkd/reply/audio/";
 const TOKEN: AccessToken = {

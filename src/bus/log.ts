@@ -3,6 +3,7 @@
  * the credentials a URL may carry, and an error's first line with its code. Nothing here ever
  * prints a payload.
  */
+import { invalidArgument } from "../text.ts";
 
 /** host:port of the URL, for logs: never the credentials a URL may carry. */
 export function where(url: string): string {
@@ -10,7 +11,7 @@ export function where(url: string): string {
     const u = new URL(url);
     return `${u.protocol}//${u.host}`;
   } catch {
-    throw new TypeError(`Bus URL is not a URL`);
+    throw invalidArgument(`Bus URL is not a URL`);
   }
 }
 

@@ -1,6 +1,6 @@
 /**
  * The bus payloads of CONTRACT.md section 4 as plain objects, and the checks every incoming
- * command passes before linkd acts on it.
+ * command passes before linkd acts on it. Their shapes and names are in ../contract.ts.
  *
  * Outgoing payloads are rebuilt key by key from the contract, so a field linkd keeps for itself
  * never reaches the bus by accident. Every `*_at` and `since` leaves here as a non-negative
@@ -10,87 +10,33 @@
  *
  * Incoming commands are untrusted bytes: bounded, checked for plain CBOR (one well-formed item,
  * maps with text keys, no tags), then typed option by option.
- * Every refusal is a `BusProblem` with a stable code; nothing here throws on hostile input.
+ * Every refusal is a `Problem` (a BusCode and a message); nothing here throws on hostile input.
  */
 import { decodeCbor } from "../cbor.ts";
-import type { AccessToken, AccountInfo, LinkState, PairingInfo } from "../link/controller.ts";
-import type { Capabilities } from "../link/scope_book.ts";
-
-/** The commands of `P/cmd/<name>`. */
-export const COMMANDS = ["pair", "logout", "token", "refresh"] as const;
-export type CommandName = typeof COMMANDS[number];
-
-/**
- * The reasons `cmd/refresh` knows. `rejected`: a resource server (AVS, Music) refused the
- * current access token. Any other text is taken as `rejected` (refreshReason()).
- */
-export const REFRESH_REASONS = ["rejected"] as const;
-export type RefreshReason = typeof REFRESH_REASONS[number];
+import {
+  type AccessToken,
+  type AccountInfo,
+  BusCode,
+  type Capabilities,
+  type CommandName,
+  type CommandOptions,
+  type CommandReply,
+  COMMANDS,
+  type Display,
+  type LinkState,
+  type PairingInfo,
+  type Problem,
+  REFRESH_REASONS,
+  type RefreshReason,
+  type Reply,
+  type Say,
+  type Segment,
+} from "../contract.ts";
 
 /** The largest command payload linkd decodes, in bytes; a larger one is refused unread. */
 export const MAX_COMMAND_BYTES = 4096;
 /** The deepest nesting of arrays and maps a command may have. */
 export const MAX_COMMAND_DEPTH = 8;
-
-/** The codes of the errors the bus itself answers with. Handlers may add their own. */
-export const BusCode = {
-  /** The payload is over MAX_COMMAND_BYTES. */
-  TOO_LARGE: "too_large",
-  /** The payload is not exactly one well-formed CBOR item. */
-  MALFORMED: "malformed",
-  /** Well-formed CBOR of the wrong shape: not a map, a non-text key, a tag, a wrong type. */
-  BAD_REQUEST: "bad_request",
-  /** `P/cmd/<name>` with a name linkd does not know. */
-  UNKNOWN_COMMAND: "unknown_command",
-  /** Too many commands of this name lately (a token bucket per command). */
-  RATE_LIMITED: "rate_limited",
-  /** `cmd/token` while linkd holds no valid access token. */
-  NO_TOKEN: "no_token",
-  /** The handler did not answer in time. */
-  TIMEOUT: "timeout",
-  /** The handler failed; the message names no secret. */
-  INTERNAL: "internal",
-  /** A command arrived before linkd set its handler (the first moments of a boot). */
-  UNAVAILABLE: "unavailable",
-} as const;
-
-export interface BusProblem {
-  code: string;
-  message: string;
-}
-
-/** The reply to a command: `{ok}` or `{ok: false, error}`. */
-export interface Reply {
-  ok: boolean;
-  error?: BusProblem;
-}
-
-/** What a command handler answers: a Reply, or for `token` the token payload itself. */
-export type CommandReply = Reply | AccessToken;
-
-/** Options of a command, checked: only the keys linkd knows, each of its type. */
-export type CommandOptions = Record<string, unknown>;
-
-/** `P/say`: a prompt for the audio pipeline to speak. */
-export interface Say {
-  text: string;
-  lang: string;
-}
-
-/** `P/segment`: what the LED segment display shows. */
-export interface Segment {
-  digits: number;
-  /** One bitmask per digit, per frame. */
-  frames: number[][];
-  frame_ms: number;
-}
-
-/** `P/display`: a 1-bit frame, row-major, MSB first. */
-export interface Display {
-  width: number;
-  height: number;
-  bitmap: Uint8Array;
-}
 
 export function isCommandName(name: string): name is CommandName {
   return (COMMANDS as readonly string[]).includes(name);
@@ -237,7 +183,7 @@ const MAX_OPTION_TEXT = 64;
 
 export type ParsedCommand =
   | { ok: true; options: CommandOptions }
-  | { ok: false; error: BusProblem };
+  | { ok: false; error: Problem };
 
 /**
  * Checks one command payload. An empty payload is `{}`. Never throws.
@@ -293,15 +239,15 @@ export function parseCommand(name: CommandName, bytes: Uint8Array): ParsedComman
  * types (maps with text keys, no tags, bounded depth), else why not. cbor-x would turn an integer
  * key into a text key and a tag into a Date, so the shape is checked on the bytes.
  */
-export function checkPlainCbor(bytes: Uint8Array): BusProblem | null {
+export function checkPlainCbor(bytes: Uint8Array): Problem | null {
   let pos = 0;
-  const malformed = (m: string): BusProblem => ({ code: BusCode.MALFORMED, message: m });
-  const shape = (m: string): BusProblem => ({ code: BusCode.BAD_REQUEST, message: m });
+  const malformed = (m: string): Problem => ({ code: BusCode.MALFORMED, message: m });
+  const shape = (m: string): Problem => ({ code: BusCode.BAD_REQUEST, message: m });
 
   /**
    * Reads the head at `pos`: [major type, argument (null when indefinite), additional info].
    */
-  const head = (): [number, number | null, number] | BusProblem => {
+  const head = (): [number, number | null, number] | Problem => {
     if (pos >= bytes.length) return malformed("unexpected end of data");
     const ib = bytes[pos++]!;
     const major = ib >> 5;
@@ -319,7 +265,7 @@ export function checkPlainCbor(bytes: Uint8Array): BusProblem | null {
     return [major, v, info];
   };
 
-  const item = (depth: number, isKey: boolean): BusProblem | null => {
+  const item = (depth: number, isKey: boolean): Problem | null => {
     if (depth > MAX_COMMAND_DEPTH) return shape(`nested deeper than ${MAX_COMMAND_DEPTH}`);
     const h = head();
     if (!Array.isArray(h)) return h;

@@ -6,13 +6,11 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { encodeCbor } from "../cbor.ts";
-import { FakeClock } from "../clock.ts";
-import { REFRESH_COOLDOWN_MS } from "../link/controller.ts";
+import { FakeClock } from "../../test/support/fake_clock.ts";
+import { BusCode, COMMANDS, REFRESH_COOLDOWN_MS } from "../contract.ts";
 import { python, pythonHas, whenPython } from "../../test/support/python.ts";
 import {
-  BusCode,
   checkPlainCbor,
-  COMMANDS,
   MAX_COMMAND_BYTES,
   pairingPayload,
   parseCommand,
@@ -24,7 +22,7 @@ import {
   wholeSeconds,
 } from "./payloads.ts";
 import { DEFAULT_COMMAND_RATE, TokenBucket } from "./rate_limit.ts";
-import { hex, unhex } from "./_testing.ts";
+import { hex, unhex } from "../../test/support/bus.ts";
 
 const withCbor2 = whenPython(test, await pythonHas("cbor2"), "the cbor2 payload checks");
 

@@ -2,6 +2,7 @@
  * A token bucket on the monotonic clock: `burst` commands at once, then `perMinute` a minute.
  * One bucket per command name, so a flood of one command cannot starve another.
  */
+import { invalidArgument } from "../text.ts";
 
 export interface RateLimit {
   /** Commands accepted at once from a full bucket. */
@@ -25,7 +26,7 @@ export class TokenBucket {
   /** `now` is monotonic milliseconds. */
   constructor(limit: RateLimit, now: () => number) {
     if (!(limit.burst >= 1) || !(limit.perMinute > 0)) {
-      throw new TypeError("Rate limit needs burst >= 1 and perMinute > 0");
+      throw invalidArgument("Rate limit needs burst >= 1 and perMinute > 0");
     }
     this.#limit = { ...limit };
     this.#now = now;

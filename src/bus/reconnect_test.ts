@@ -6,7 +6,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { JITTER } from "../auth/backoff.ts";
-import type { AccessToken, LinkState } from "../link/controller.ts";
+import type { AccessToken, LinkState } from "../contract.ts";
 import { freePort, type Mosquitto, startMosquitto } from "../../test/support/broker.ts";
 import { prng } from "../../test/support/random.ts";
 import {
@@ -17,7 +17,7 @@ import {
   RECONNECT_TABLE_S,
   STABLE_MS,
 } from "./bus.ts";
-import { Peer, realDelay, RecordingClock, TcpProxy } from "./_testing.ts";
+import { Peer, realDelay, RecordingClock, TcpProxy } from "../../test/support/bus.ts";
 
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
 const LINKED: LinkState = { state: "linked", since: T0, scopes: ["alexa:all"] };

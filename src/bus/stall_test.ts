@@ -10,7 +10,7 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import type { AccessToken, LinkState } from "../link/controller.ts";
+import type { AccessToken, LinkState } from "../contract.ts";
 import { type Mosquitto, startMosquitto } from "../../test/support/broker.ts";
 import { ACK_TIMEOUT_MS, type Bus, type BusOptions, connectBus, RECONNECT_TABLE_S } from "./bus.ts";
 import {
@@ -21,7 +21,7 @@ import {
   realDelay,
   RecordingClock,
   until,
-} from "./_testing.ts";
+} from "../../test/support/bus.ts";
 
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
 const LINKED: LinkState = { state: "linked", since: T0, scopes: ["alexa:all"] };

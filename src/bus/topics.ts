@@ -8,14 +8,13 @@
  * that every topic linkd builds from it (`P/capabilities`, response topics under `P/reply/`, at
  * most 256 characters) leaves room for what follows it.
  *
- * A leaf module: it imports nothing, so that config.ts can use it without loading the bus.
+ * Nearly a leaf module: it imports only ../text.ts (the control-character rule), so that
+ * config.ts can use it without loading the bus.
  */
+import { hasControl } from "../text.ts";
 
 /** Longest topic prefix, in characters. */
 export const MAX_PREFIX_CHARS = 64;
-
-// deno-lint-ignore no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /**
  * Why `prefix` cannot be the topic prefix, as a phrase for a message ("no wildcards + or #"),
@@ -28,7 +27,7 @@ export function prefixProblem(prefix: string): string | null {
     return `at most ${MAX_PREFIX_CHARS} characters, not ${prefix.length}`;
   }
   if (prefix.includes("+") || prefix.includes("#")) return "no wildcards + or #";
-  if (CONTROL.test(prefix)) return "no control characters";
+  if (hasControl(prefix)) return "no control characters";
   if (prefix.startsWith("/") || prefix.endsWith("/")) return "no leading or trailing slash";
   if (prefix.split("/").some((level) => level === "")) return "no empty topic level";
   if (prefix.startsWith("$")) return "no leading $ (reserved for the broker)";

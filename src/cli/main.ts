@@ -7,6 +7,7 @@ import { Device, type DeviceEffects, systemEffects } from "../device.ts";
 import { Exit, isLinkdError } from "../errors.ts";
 import { RecordType, USER_RECORDS } from "../records/types.ts";
 import { VERSION } from "../version.ts";
+import { oneLine } from "../text.ts";
 import { systemClock } from "../clock.ts";
 import { type Command, parseArgs, USAGE_TEXT } from "./args.ts";
 import { checkIdentityInputs, encodeEnvelope, type SignedIdentity } from "../records/identity.ts";
@@ -33,21 +34,12 @@ export const systemIo: Io = {
 /** EX_SOFTWARE: a bug in linkd, not in its input. */
 const EXIT_INTERNAL = 70;
 
-/** Control characters (line breaks included) that would split or garble the stderr line. */
-// deno-lint-ignore no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
-
-/** `message` as one line: every control character (a newline from argv too) becomes a space. */
-export function oneLine(message: string): string {
-  return message.replace(CONTROL, " ");
-}
-
 export async function main(argv: readonly string[], io: Io = systemIo): Promise<number> {
   try {
     return await dispatch(argv, io);
   } catch (e) {
     if (isLinkdError(e)) {
-      io.err(`linkd: ${oneLine(e.message)}`);
+      io.err(`linkd: ${oneLine(e.message, Infinity, "each")}`);
       return e.exitCode;
     }
     const name = e instanceof Error ? e.name : typeof e;
@@ -294,14 +286,20 @@ async function runCommand(flag: string | undefined, io: Io): Promise<number> {
   const notifier = systemdNotifier(io.env);
   const tell = async (state: string) => {
     if (notifier && !(await notifier.notify(state))) {
-      io.err(oneLine(`linkd: cannot notify systemd (${notifier.lastError ?? "unknown"})`));
+      io.err(
+        oneLine(
+          `linkd: cannot notify systemd (${notifier.lastError ?? "unknown"})`,
+          Infinity,
+          "each",
+        ),
+      );
     }
   };
   try {
     return await runDaemon({
       config,
       signal: stop.signal,
-      log: (line) => io.err(oneLine(line)),
+      log: (line) => io.err(oneLine(line, Infinity, "each")),
       terminal: (text) => io.out(text),
       onReady: () => {
         void tell("READY=1");

@@ -12,24 +12,19 @@
  * A failing publish or output is logged (never with a payload) and never stops the others.
  */
 import type { Bus } from "../bus/bus.ts";
-import {
-  type CommandName,
-  type CommandOptions,
-  type CommandReply,
-  errorReply,
-  okReply,
-  refreshReason,
-  type Reply,
-} from "../bus/payloads.ts";
-import type { Presenter } from "../present/outputs.ts";
+import { errorReply, okReply, refreshReason } from "../bus/payloads.ts";
 import type {
-  LinkController,
-  LinkListener,
-  LinkProblem,
+  Capabilities,
+  CommandName,
+  CommandOptions,
+  CommandReply,
   LinkState,
   PairingInfo,
-} from "../link/controller.ts";
-import type { Capabilities } from "../link/scope_book.ts";
+  Problem,
+  Reply,
+} from "../contract.ts";
+import type { Presenter } from "../present/outputs.ts";
+import type { LinkController, LinkListener } from "../link/controller.ts";
 
 export interface BridgeOptions {
   bus: Bus;
@@ -136,7 +131,7 @@ export class LinkBridge {
  * The reply to `cmd/refresh`: ok once refreshed, else the controller's problem as the error.
  * A problem without a text code is the controller's bug, answered `internal`.
  */
-export function refreshReply(p: LinkProblem | null): Reply {
+export function refreshReply(p: Problem | null): Reply {
   if (p === null) return okReply();
   const code = typeof p?.code === "string" && p.code !== "" ? p.code.slice(0, 64) : "internal";
   const message = typeof p?.message === "string" ? p.message.slice(0, 200) : "The refresh failed";

@@ -7,11 +7,12 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { startAuthServer } from "../authserver/server.ts";
+import { startAuthServer } from "../../dev/authserver/server.ts";
 import { type Bus, connectBus } from "../bus/bus.ts";
 import { encodeCbor } from "../cbor.ts";
-import { Peer, type PeerMessage, unhex } from "../bus/_testing.ts";
-import { FakeClock, systemClock } from "../clock.ts";
+import { Peer, type PeerMessage, unhex } from "../../test/support/bus.ts";
+import { systemClock } from "../clock.ts";
+import { FakeClock } from "../../test/support/fake_clock.ts";
 import { Presenter } from "../present/outputs.ts";
 import { RecordType } from "../records/types.ts";
 import { drive, trackFetch } from "../../test/support/drive.ts";
@@ -19,7 +20,8 @@ import { haveMosquitto, type Mosquitto, startMosquitto } from "../../test/suppor
 import { provisionedVault } from "../../test/support/link.ts";
 import { prng } from "../../test/support/random.ts";
 import { LinkBridge } from "./bridge.ts";
-import { LinkController, type LinkProblem, REFRESH_COOLDOWN_MS } from "../link/controller.ts";
+import { type Problem, REFRESH_COOLDOWN_MS } from "../contract.ts";
+import { LinkController } from "../link/controller.ts";
 
 const CLIENT = "amzn1.application-oa2-client.bridgetest";
 const run = haveMosquitto() || Deno.env.get("CI") ? test : test.skip;
@@ -234,13 +236,13 @@ run(
       const reasons: (string | undefined)[] = [];
       let refreshes = 0;
       let cool = false;
-      let answer: LinkProblem | null = null;
-      let inFlight: Promise<LinkProblem | null> | null = null;
+      let answer: Problem | null = null;
+      let inFlight: Promise<Problem | null> | null = null;
       let finish: () => void = () => {};
       let hold = false;
       const ctl = {
         currentToken: () => null,
-        refreshNow: (reason?: string): Promise<LinkProblem | null> => {
+        refreshNow: (reason?: string): Promise<Problem | null> => {
           reasons.push(reason);
           if (inFlight) return inFlight;
           if (cool) {

@@ -2,11 +2,17 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import type { Bus, CommandHandler } from "../bus/bus.ts";
-import type { CommandName, CommandOptions } from "../bus/payloads.ts";
-import { FakeClock } from "../clock.ts";
+import type {
+  AccessToken,
+  CommandName,
+  CommandOptions,
+  PairingInfo,
+  Problem,
+} from "../contract.ts";
+import { FakeClock } from "../../test/support/fake_clock.ts";
 import { Presenter } from "../present/outputs.ts";
 import { LinkBridge, refreshReply } from "./bridge.ts";
-import type { AccessToken, LinkController, LinkProblem, PairingInfo } from "../link/controller.ts";
+import type { LinkController } from "../link/controller.ts";
 
 function recordingBus(fail = new Set<string>()) {
   const log: string[] = [];
@@ -52,7 +58,7 @@ const TOKEN: AccessToken = {
 };
 
 /** A controller that records its calls; `refreshNow` answers with `answers` in turn (then null). */
-function fakeController(token: AccessToken | null, answers: (LinkProblem | null)[] = []) {
+function fakeController(token: AccessToken | null, answers: (Problem | null)[] = []) {
   const calls: string[] = [];
   const ctl = {
     currentToken: () => token,
@@ -181,7 +187,7 @@ test("refreshReply(): a broken problem is internal, never a throw; long texts ar
     error: { code: "network", message: "Cannot reach the server (refused)" },
   });
   for (const p of [{}, { code: 5, message: 6 }, { code: "" }, "x", 7]) {
-    const r = refreshReply(p as unknown as LinkProblem);
+    const r = refreshReply(p as unknown as Problem);
     assert.is(r.ok, false);
     assert.is(r.error?.code, "internal", JSON.stringify(p));
     assert.type(r.error?.message, "string");

@@ -3,7 +3,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { collectSoon } from "./gc.ts";
 import { afterEachToken } from "./run.ts";
-import type { AccessToken } from "../link/controller.ts";
+import type { AccessToken } from "../contract.ts";
 
 const g = globalThis as { gc?: () => void };
 

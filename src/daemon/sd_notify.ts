@@ -28,6 +28,7 @@
  *
  * `notify` never throws: it resolves to whether the datagram was handed to the kernel.
  */
+import { oneLine } from "../text.ts";
 
 /** Sends sd_notify(3) states. */
 export interface Notifier {
@@ -136,9 +137,9 @@ export class SystemdNotifier implements Notifier {
 
   notify(state: string): Promise<boolean> {
     try {
-      return this.#send(state).catch((e) => this.#fail(describe(e)));
+      return this.#send(state).catch((e) => this.#fail(errorLine(e)));
     } catch (e) {
-      return Promise.resolve(this.#fail(describe(e)));
+      return Promise.resolve(this.#fail(errorLine(e)));
     }
   }
 
@@ -209,7 +210,7 @@ export class SystemdNotifier implements Notifier {
           this.#libc = Deno.dlopen(name, LIBC_SYMBOLS);
           break;
         } catch (e) {
-          why ||= describe(e);
+          why ||= errorLine(e);
         }
       }
       if (this.#libc === undefined) return this.#fail(`cannot load libc: ${why}`);
@@ -270,9 +271,9 @@ const ERRNO_NAMES: Record<number, string> = {
   111: "ECONNREFUSED (nobody listens on the socket)",
 };
 
-function describe(e: unknown): string {
-  const s = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-  return s.replace(/\s+/g, " ").slice(0, 200);
+/** An error as one line of at most 200 characters, for `lastError`. */
+function errorLine(e: unknown): string {
+  return oneLine(e instanceof Error ? `${e.name}: ${e.message}` : String(e)).slice(0, 200);
 }
 
 /**

@@ -6,7 +6,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { equal } from "../bytes.ts";
-import { Peer, type PeerMessage } from "../bus/_testing.ts";
+import { Peer, type PeerMessage } from "../../test/support/bus.ts";
 import { parseConfig } from "../config.ts";
 import { Device } from "../device.ts";
 import { provision } from "../provision/provision.ts";

@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { FakeClock } from "../clock.ts";
+import { FakeClock } from "../../test/support/fake_clock.ts";
 import type { Notifier } from "./sd_notify.ts";
 import { startWatchdog, watchdogInterval } from "./watchdog.ts";
 

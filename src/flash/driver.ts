@@ -2,7 +2,7 @@
  * The flash driver interface. The record store is written against this and nothing else, so the
  * same store runs on the NOR emulator in tests and on a real MTD partition on the speaker.
  *
- * Semantics every driver keeps (the contract suite in flash/contract.ts checks each):
+ * Semantics every driver keeps (the contract suite in test/support/flash_contract.ts checks each):
  * - erased bytes read 0xFF; `erase` sets a whole sector to 0xFF;
  * - `program` only clears bits, must start and end on a `writeSize` boundary, must stay within
  *   one page, and every target byte must be erased (0xFF) beforehand;
@@ -45,6 +45,9 @@ export const DEFAULT_GEOMETRY: FlashGeometry = {
   writeSize: 4,
 };
 
+/** Largest partition `geometryProblem` accepts: 256 MiB. */
+export const MAX_FLASH_BYTES = 1 << 28;
+
 /** Returns a reason when the geometry cannot describe a NOR part, else null. */
 export function geometryProblem(g: FlashGeometry): string | null {
   const pow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
@@ -60,6 +63,6 @@ export function geometryProblem(g: FlashGeometry): string | null {
     return "size must be a positive multiple of eraseSize";
   }
   if (g.size / g.eraseSize < 4) return "the partition needs at least 4 sectors";
-  if (g.size > 1 << 28) return "size must be at most 256 MiB";
+  if (g.size > MAX_FLASH_BYTES) return "size must be at most 256 MiB";
   return null;
 }

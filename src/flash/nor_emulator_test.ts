@@ -1,7 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { equal } from "../bytes.ts";
-import { flashContract, throwsCode } from "./contract.ts";
+import { flashContract, throwsCode } from "../../test/support/flash_contract.ts";
 import { DEFAULT_GEOMETRY, type FlashGeometry } from "./driver.ts";
 import { NorEmulator } from "./nor_emulator.ts";
 

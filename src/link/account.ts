@@ -5,7 +5,7 @@
  * forgets the record with every other user record.
  */
 import type { AccountRecord } from "../records/account.ts";
-import type { AccountInfo } from "./controller.ts";
+import type { AccountInfo } from "../contract.ts";
 
 /** What a profile read of `fingerprint` makes of the record: same account, or a change. */
 export function accountAfterRead(

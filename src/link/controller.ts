@@ -1,7 +1,8 @@
 /**
  * The link controller: linkd's account link as a state machine over the sealed store and an
  * authorization server. It knows nothing of MQTT or screens: it reports through a listener
- * (state, pairing code, access token, capabilities) and takes commands (pair, logout, token).
+ * (state, pairing code, access token, capabilities: the shapes of ../contract.ts) and takes
+ * commands (pair, logout, token).
  *
  * - Boot: a sealed, valid token is served without touching the network; an expired one is
  *   refreshed; none starts the code-pair flow.
@@ -45,6 +46,15 @@ import { processTokenResponse, requestDeviceToken, requestRefresh } from "../aut
 import type { CodePair, DeviceIdentity, Fetch, TokenSet } from "../auth/types.ts";
 import type { Clock } from "../clock.ts";
 import type { AuthConfig } from "../config.ts";
+import {
+  type AccessToken,
+  type Capabilities,
+  type LinkState,
+  type LinkStateName,
+  type PairingInfo,
+  type Problem,
+  REFRESH_COOLDOWN_MS,
+} from "../contract.ts";
 import { RecordType } from "../records/types.ts";
 import type { Vault } from "../store/vault.ts";
 import { type CancelTimer, startTimer } from "../timers.ts";
@@ -55,21 +65,8 @@ import {
   decodeAccountRecord,
   encodeAccountRecord,
 } from "../records/account.ts";
-import {
-  clientRejected,
-  describe,
-  type LinkProblem,
-  NoScopeError,
-  NOT_LINKED,
-} from "./problems.ts";
-import {
-  type Capabilities,
-  capabilities,
-  enabled,
-  linked,
-  refuse,
-  scopesToAsk,
-} from "./scope_book.ts";
+import { clientRejected, NoScopeError, NOT_LINKED, problemOf } from "./problems.ts";
+import { capabilities, enabled, linked, refuse, scopesToAsk } from "./scope_book.ts";
 import {
   decodeScopeBook,
   EMPTY_BOOK,
@@ -78,56 +75,7 @@ import {
 } from "../records/scope_book.ts";
 import { ScopeProbe } from "./scope_probe.ts";
 
-export { describe, type LinkProblem } from "./problems.ts";
-
-export type LinkStateName =
-  | "unprovisioned"
-  | "unlinked"
-  | "pairing"
-  | "linked"
-  | "error"
-  | "offline";
-
-/**
- * Which Amazon account the speaker is linked to, without naming it: `fingerprint` is a keyed
- * hash of the profile's `user_id` (32 hex characters, the same for the same account on this
- * device, unlinkable across devices). `previous` is present when this link replaced another
- * account's: the audio pipeline wipes what it kept for `previous`.
- */
-export interface AccountInfo {
-  fingerprint: string;
-  previous?: string;
-}
-
-/** The `state` payload of CONTRACT.md section 4. */
-export interface LinkState {
-  state: LinkStateName;
-  /** Wall-clock ms when this state began (an integer). */
-  since: number;
-  scopes: string[];
-  error?: LinkProblem;
-  /** Present once the account is known (`profile:user_id` granted and the profile read). */
-  account?: AccountInfo;
-}
-
-/** The `pairing` payload. */
-export interface PairingInfo {
-  user_code: string;
-  verification_uri: string;
-  verification_uri_complete?: string;
-  expires_at: number;
-  expires_in: number;
-  interval: number;
-}
-
-/** The `token` payload. */
-export interface AccessToken {
-  access_token: string;
-  token_type: string;
-  scopes: string[];
-  expires_at: number;
-  expires_in: number;
-}
+export { problemOf } from "./problems.ts";
 
 export interface LinkListener {
   state?(s: LinkState): void;
@@ -172,8 +120,6 @@ const MIN_TIMEOUT_MS = 5_000;
 /** A wall-clock jump this large (NTP setting an unset clock) ends a clock_unset wait at once. */
 const CLOCK_JUMP_MS = 60_000;
 const CLOCK_POLL_MS = 5_000;
-/** CONTRACT.md section 4: however many `cmd/refresh` arrive, at most one refresh per 30 s. */
-export const REFRESH_COOLDOWN_MS = 30_000;
 /** Profile reads tried after a link before giving up until the next link or restart. */
 const PROFILE_TRIES = 6;
 /** A wall-clock change this large re-anchors a token's `expires_at`; smaller ones are jitter. */
@@ -217,9 +163,9 @@ export class LinkController {
   #forced = false;
   /** Aborted to wake the refresh loop from its wait (cmd/refresh). */
   #wake: AbortController | null = null;
-  #waiters: ((p: LinkProblem | null) => void)[] = [];
+  #waiters: ((p: Problem | null) => void)[] = [];
   /** Set when the server refused this client: no refresh until pair() or a restart. */
-  #rejected: LinkProblem | null = null;
+  #rejected: Problem | null = null;
 
   constructor(options: LinkOptions) {
     this.#o = {
@@ -316,7 +262,7 @@ export class LinkController {
    * `unlinked`), or a transport/server problem (`network`, `timeout`, `clock_unset`,
    * `server_error`, ...) after which the refresh loop keeps its backoff.
    */
-  refreshNow(_reason?: string): Promise<LinkProblem | null> {
+  refreshNow(_reason?: string): Promise<Problem | null> {
     if (!this.#tokens) return Promise.resolve(NOT_LINKED);
     if (this.#rejected) return Promise.resolve(this.#rejected);
     if (!this.#serving) {
@@ -367,7 +313,7 @@ export class LinkController {
     this.#activity = ac;
     this.#task = run(ac.signal).catch((e) => {
       if (isAbort(e, ac.signal)) return;
-      this.#setState("error", describe(e));
+      this.#setState("error", problemOf(e));
     });
   }
 
@@ -444,7 +390,7 @@ export class LinkController {
         return await this.#negotiate(signal, recheck);
       } catch (e) {
         if (isAbort(e, signal)) throw e;
-        const problem = describe(e);
+        const problem = problemOf(e);
         this.#setState("error", problem);
         // A refusal is final; a server that is busy (server_error, servererror,
         // temporarily_unavailable, 429) or an answer linkd cannot read is retried, backing off.
@@ -577,7 +523,7 @@ export class LinkController {
       } catch (e) {
         if (isAbort(e, signal)) throw e;
         // No answer: back off, but never poll faster than asked.
-        this.#setState("pairing", describe(e));
+        this.#setState("pairing", problemOf(e));
         wait = Math.max(interval, backoff.next());
         continue;
       }
@@ -589,7 +535,7 @@ export class LinkController {
           // The server redeemed the code with an answer linkd cannot use: asking again only
           // gets invalid_grant. Final, and said so.
           this.#o.listener?.pairing?.(null);
-          this.#setState("error", describe(e));
+          this.#setState("error", problemOf(e));
           return "error";
         }
         const next = this.#pollError(e);
@@ -638,7 +584,7 @@ export class LinkController {
         return "error";
       }
     }
-    this.#setState("pairing", describe(e));
+    this.#setState("pairing", problemOf(e));
     return isRetryable(e) || !(e instanceof OAuthError) ? "back_off" : "again";
   }
 
@@ -769,7 +715,7 @@ export class LinkController {
    * problem, after acting on it: invalid_grant unlinks, a refused client is final
    * (`client_rejected`), anything else leaves the link as it is for the loop to retry.
    */
-  async #refreshOnce(previous: TokenRecord, signal: AbortSignal): Promise<LinkProblem | null> {
+  async #refreshOnce(previous: TokenRecord, signal: AbortSignal): Promise<Problem | null> {
     const clock = this.#o.clock;
     this.#refreshing = true;
     this.#lastRefreshAt = clock.monotonic();
@@ -822,7 +768,7 @@ export class LinkController {
         this.#setState("linked", this.#rejected);
         return this.#rejected;
       }
-      const problem = describe(e);
+      const problem = problemOf(e);
       // Still linked while a refresh token is held; the error says what is wrong.
       this.#setState("linked", problem);
       return problem;
@@ -1013,7 +959,7 @@ export class LinkController {
 
   // ── reporting ────────────────────────────────────────────────────────────────────────────
 
-  #setState(state: LinkStateName, error?: LinkProblem): void {
+  #setState(state: LinkStateName, error?: Problem): void {
     const prev = this.#state;
     const account = state === "linked" || state === "error"
       ? accountInfo(this.#account)

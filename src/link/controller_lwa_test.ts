@@ -6,20 +6,21 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { startAuthServer } from "../authserver/server.ts";
+import { startAuthServer } from "../../dev/authserver/server.ts";
 import type { Fetch } from "../auth/types.ts";
-import { FakeClock, systemClock } from "../clock.ts";
+import { systemClock } from "../clock.ts";
+import { FakeClock } from "../../test/support/fake_clock.ts";
 import { RecordType } from "../records/types.ts";
 import { drive } from "../../test/support/drive.ts";
 import { prng } from "../../test/support/random.ts";
-import { CLIENT, isState, newVault, rig } from "./_testing.ts";
+import { CLIENT, isState, newVault, rig } from "../../test/support/link_rig.ts";
 import {
   type AccessToken,
-  LinkController,
   type LinkState,
   type PairingInfo,
-} from "./controller.ts";
-import { REFRESH_COOLDOWN_MS } from "./controller.ts";
+  REFRESH_COOLDOWN_MS,
+} from "../contract.ts";
+import { LinkController } from "./controller.ts";
 
 const MUSIC = "music::library:read";
 

@@ -4,13 +4,13 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { startAuthServer } from "../authserver/server.ts";
+import { startAuthServer } from "../../dev/authserver/server.ts";
 import type { Fetch } from "../auth/types.ts";
-import { FakeClock } from "../clock.ts";
+import { FakeClock } from "../../test/support/fake_clock.ts";
 import { RecordType } from "../records/types.ts";
 import { decodeTokenRecord, encodeTokenRecord } from "../records/token.ts";
 import { drive } from "../../test/support/drive.ts";
-import { CLIENT, isState, newVault, rig } from "./_testing.ts";
+import { CLIENT, isState, newVault, rig } from "../../test/support/link_rig.ts";
 
 test("LinkController pairs at boot, seals the tokens, then announces them", async () => {
   const r = rig();

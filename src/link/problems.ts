@@ -4,12 +4,8 @@
  * id). The codes are listed in the README; this module is their one home for the link.
  */
 import { isClientRejection, OAuthError, ProtocolError, TransportError } from "../auth/errors.ts";
+import type { Problem } from "../contract.ts";
 import { isLinkdError } from "../errors.ts";
-
-export interface LinkProblem {
-  code: string;
-  message: string;
-}
 
 /** The server refused every scope asked for, the fallback scopes too. */
 export class NoScopeError extends Error {
@@ -34,7 +30,7 @@ const CLIENT_CAUSES: Readonly<Record<string, string>> = {
  * `client_rejected`: the authorization server refuses this client or this grant for it, a
  * misconfigured security profile. Retrying cannot help: no refresh until `cmd/pair` or a restart.
  */
-export function clientRejected(e: OAuthError): LinkProblem {
+export function clientRejected(e: OAuthError): Problem {
   const cause = CLIENT_CAUSES[e.error] ?? "the security profile is not set up for this device";
   return {
     code: "client_rejected",
@@ -43,7 +39,7 @@ export function clientRejected(e: OAuthError): LinkProblem {
 }
 
 /** A failure as the `error` of a state. */
-export function describe(e: unknown): LinkProblem {
+export function problemOf(e: unknown): Problem {
   if (isClientRejection(e)) return clientRejected(e);
   if (e instanceof OAuthError) {
     const d = e.errorDescription ? `: ${e.errorDescription.slice(0, 160)}` : "";
@@ -75,11 +71,11 @@ export function describe(e: unknown): LinkProblem {
  * `store_damaged`: the flash cannot give the device its identity (damaged, erased, or no valid
  * sector) though the OTP says it is provisioned. linkd writes nothing until it is repaired.
  */
-export function storeDamaged(detail: string): LinkProblem {
+export function storeDamaged(detail: string): Problem {
   return { code: "store_damaged", message: detail.slice(0, 300) };
 }
 
-export const NOT_LINKED: LinkProblem = Object.freeze({
+export const NOT_LINKED: Problem = Object.freeze({
   code: "not_linked",
   message: "Not linked: there is no token to refresh",
 });

@@ -4,17 +4,8 @@
  * granted some, which scopes to ask for, and the `capabilities` report. The book is looked at
  * again on a schedule and when the user asks to pair.
  */
+import type { Capabilities } from "../contract.ts";
 import type { Refusal, ScopeBook } from "../records/scope_book.ts";
-
-export type RefusalReason =
-  | Refusal["reason"]
-  /** Refused before, enabled now: granted after the next re-link (cmd/pair). */
-  | "available_after_relink";
-
-export interface Capabilities {
-  granted: string[];
-  denied: { scope: string; reason: RefusalReason }[];
-}
 
 export function refuse(book: ScopeBook, scope: string, r: Refusal): ScopeBook {
   return {

@@ -20,6 +20,7 @@
  *
  * Pure logic: the link controller sends the requests.
  */
+import { invalidArgument } from "../text.ts";
 
 /** How suspect a scope is: higher is asked to be dropped first. */
 export type Suspicion = (scope: string, index: number) => number;
@@ -65,7 +66,7 @@ export class ScopeProbe<T> {
 
   /** The next set to ask for, or null when the probe is done. */
   next(): readonly string[] | null {
-    if (this.#pending) throw new TypeError("ScopeProbe.next(): the last set has no answer yet");
+    if (this.#pending) throw invalidArgument("ScopeProbe.next(): the last set has no answer yet");
     for (;;) {
       const set = this.#narrowing ? this.#narrowed() : this.#toConfirm();
       if (set === null) return null;
@@ -104,7 +105,7 @@ export class ScopeProbe<T> {
 
   #answered(set: readonly string[]): void {
     if (this.#pending === null || key(this.#pending) !== key(set)) {
-      throw new TypeError("ScopeProbe: an answer for a set that was not asked");
+      throw invalidArgument("ScopeProbe: an answer for a set that was not asked");
     }
     this.#pending = null;
     this.#asked.add(key(set));

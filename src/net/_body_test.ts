@@ -7,7 +7,7 @@ import * as assert from "uvu/assert";
 import { type BodyLink, bodyStream } from "./_body.ts";
 import { framing, readHead } from "./_head.ts";
 import { Reader, type ReadFn } from "./_reader.ts";
-import { latin1 } from "./_testing.ts";
+import { latin1 } from "../../test/support/net.ts";
 
 const ORIGIN = "http://test.example";
 

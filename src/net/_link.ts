@@ -14,7 +14,7 @@ import { type CancelTimer, startTimer } from "../timers.ts";
  */
 const TIMER_STEP_MS = 1000;
 
-export interface Endpoint {
+export interface ServerAddress {
   /** `scheme://host[:port]`: the only part of the URL an error message names. */
   readonly origin: string;
   /** Without brackets for IPv6. */
@@ -55,7 +55,11 @@ export class Link {
    * the handshake at once, but Deno's TLS stream (rustls-tokio-stream) finishes the handshake in
    * a task of its own that keeps the TCP socket open until the server answers or closes.
    */
-  async connect(to: Endpoint, caCerts: string[] | undefined, timeoutMs: number): Promise<void> {
+  async connect(
+    to: ServerAddress,
+    caCerts: string[] | undefined,
+    timeoutMs: number,
+  ): Promise<void> {
     const cancel = steppedTimer(timeoutMs, () => {
       this.stop(
         new DOMException(

@@ -1,13 +1,14 @@
 /**
  * Turns `fetch`'s arguments into the bytes of one HTTP/1.1 request, refusing with a `TypeError`
- * (before any connection) whatever could smuggle a second request or a header: a CR, LF or NUL
+ * coded `ERR_INVALID_ARG_VALUE` (../text.ts; before any connection) whatever could smuggle a second request or a header: a CR, LF or NUL
  * in the URL, method, header names or values; a URL with credentials or another scheme; a body
  * type it cannot size. Messages never quote a header value or the body.
  */
-import type { Endpoint } from "./_link.ts";
+import { hasControl, invalidArgument } from "../text.ts";
+import type { ServerAddress } from "./_link.ts";
 import { TOKEN } from "./_head.ts";
 
-export interface Prepared extends Endpoint {
+export interface Prepared extends ServerAddress {
   /** Upper case for the standard methods, as `fetch` normalizes them. */
   readonly method: string;
   /** The request head and body, ready to write. */
@@ -34,8 +35,6 @@ const OWN_HEADERS = new Set([
 ]);
 const NORMALIZED_METHODS = new Set(["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"]);
 const FORBIDDEN_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
-// deno-lint-ignore no-control-regex
-const CTL = /[\x00-\x1f\x7f]/;
 const CR_LF_NUL = /[\r\n\0]/;
 const encoder = new TextEncoder();
 
@@ -62,12 +61,12 @@ export async function prepare(
     body = null;
   }
   if (body !== null && (method === "GET" || method === "HEAD")) {
-    throw new TypeError(`Request with ${method} method cannot have a body`);
+    throw invalidArgument(`Request with ${method} method cannot have a body`);
   }
 
   const target = url.pathname + url.search;
   if (!/^[\x21-\x7e]+$/.test(target) || !/^[\x21-\x7e]+$/.test(url.host)) {
-    throw new TypeError("Request URL has characters that cannot be sent");
+    throw invalidArgument("Request URL has characters that cannot be sent");
   }
   const lines = [`${method} ${target} HTTP/1.1`, `Host: ${url.host}`];
   let hasType = false;
@@ -104,27 +103,27 @@ export async function prepare(
 
 function parseUrl(raw: string): URL {
   // The URL parser would silently drop a tab, CR or LF: refuse them instead.
-  if (CTL.test(raw)) throw new TypeError("Request URL has a control character");
+  if (hasControl(raw)) throw invalidArgument("Request URL has a control character");
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new TypeError("Request URL is not a valid absolute URL");
+    throw invalidArgument("Request URL is not a valid absolute URL");
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new TypeError(`Request URL scheme must be http or https, got ${url.protocol}`);
+    throw invalidArgument(`Request URL scheme must be http or https, got ${url.protocol}`);
   }
   if (url.username !== "" || url.password !== "") {
-    throw new TypeError("Request URL must not include credentials");
+    throw invalidArgument("Request URL must not include credentials");
   }
-  if (url.hostname === "") throw new TypeError("Request URL has no host");
+  if (url.hostname === "") throw invalidArgument("Request URL has no host");
   return url;
 }
 
 function checkMethod(raw: string): string {
-  if (!TOKEN.test(raw)) throw new TypeError("Request method is not a valid HTTP token");
+  if (!TOKEN.test(raw)) throw invalidArgument("Request method is not a valid HTTP token");
   const upper = raw.toUpperCase();
-  if (FORBIDDEN_METHODS.has(upper)) throw new TypeError(`Request method ${upper} is forbidden`);
+  if (FORBIDDEN_METHODS.has(upper)) throw invalidArgument(`Request method ${upper} is forbidden`);
   return NORMALIZED_METHODS.has(upper) ? upper : raw;
 }
 
@@ -136,20 +135,20 @@ function headerList(init: HeadersInit | undefined): Array<[string, string]> {
     pairs = [...init];
   } else if (Array.isArray(init)) {
     pairs = init.map((pair) => {
-      if (pair.length !== 2) throw new TypeError("Request header pair must have two items");
+      if (pair.length !== 2) throw invalidArgument("Request header pair must have two items");
       return [String(pair[0]), String(pair[1])];
     });
   } else {
     pairs = Object.entries(init).map(([k, v]) => [k, String(v)]);
   }
   return pairs.map(([name, value]) => {
-    if (!TOKEN.test(name)) throw new TypeError("Request header name is not a valid HTTP token");
+    if (!TOKEN.test(name)) throw invalidArgument("Request header name is not a valid HTTP token");
     if (CR_LF_NUL.test(value)) {
-      throw new TypeError(`Request header ${name} has a CR, LF or NUL in its value`);
+      throw invalidArgument(`Request header ${name} has a CR, LF or NUL in its value`);
     }
     // deno-lint-ignore no-control-regex
     if (/[^\x00-\xff]/.test(value)) {
-      throw new TypeError(`Request header ${name} has a character above U+00FF in its value`);
+      throw invalidArgument(`Request header ${name} has a character above U+00FF in its value`);
     }
     return [name, value.replace(/^[ \t]+|[ \t]+$/g, "")];
   });
@@ -171,7 +170,7 @@ async function bodyBytes(
   if (body instanceof Blob) {
     return [new Uint8Array(await body.arrayBuffer()), body.type === "" ? null : body.type];
   }
-  throw new TypeError(
+  throw invalidArgument(
     "Request body must be a string, bytes, URLSearchParams or a Blob (streams and forms are not supported)",
   );
 }

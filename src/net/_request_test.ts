@@ -2,7 +2,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { prepare } from "./_request.ts";
-import { rejection, text } from "./_testing.ts";
+import { rejection, text } from "../../test/support/net.ts";
 
 const wire = async (input: string | URL | Request, init?: RequestInit) =>
   text((await prepare(input, init, "linkd")).message);

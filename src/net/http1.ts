@@ -9,6 +9,7 @@
  * (whatever `init.redirect` says): an OAuth endpoint must not be redirected. It does not
  * decompress (it sends `Accept-Encoding: identity`), pool, cache, or set `Response.url`.
  */
+import { hasControl, invalidArgument } from "../text.ts";
 import type { Fetch } from "../auth/types.ts";
 import { bodyStream } from "./_body.ts";
 import { contentLength, framing, type Head, invalid, readHead } from "./_head.ts";
@@ -59,14 +60,15 @@ export function createHttp1Fetch(options: Http1Options = {}): Fetch {
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const userAgent = options.userAgent ?? "linkd";
   if (!(Number.isSafeInteger(maxHeaderBytes) && maxHeaderBytes >= 64)) {
-    throw new TypeError(`maxHeaderBytes must be an integer of at least 64, got ${maxHeaderBytes}`);
+    throw invalidArgument(
+      `maxHeaderBytes must be an integer of at least 64, got ${maxHeaderBytes}`,
+    );
   }
   if (!(connectTimeoutMs > 0)) {
-    throw new TypeError(`connectTimeoutMs must be a positive number, got ${connectTimeoutMs}`);
+    throw invalidArgument(`connectTimeoutMs must be a positive number, got ${connectTimeoutMs}`);
   }
-  // deno-lint-ignore no-control-regex
-  if (userAgent === "" || /[\x00-\x1f\x7f]|[^\x00-\xff]/.test(userAgent)) {
-    throw new TypeError("userAgent must be a non-empty header value without control characters");
+  if (userAgent === "" || hasControl(userAgent) || /[^\x20-\xff]/.test(userAgent)) {
+    throw invalidArgument("userAgent must be a non-empty header value without control characters");
   }
 
   return async (input, init) => {

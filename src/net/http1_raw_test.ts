@@ -16,7 +16,7 @@ import {
   reply,
   send,
   text,
-} from "./_testing.ts";
+} from "../../test/support/net.ts";
 
 const SECRET_BODY = "grant_type=refresh_token&refresh_token=Atzr|SECRET-REFRESH-TOKEN";
 

@@ -5,12 +5,19 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { FakeClock } from "../clock.ts";
+import { FakeClock } from "../../test/support/fake_clock.ts";
 import { ProtocolError, TransportError } from "../auth/errors.ts";
 import { classifyFetchError, postForm } from "../auth/http.ts";
 import type { Fetch } from "../auth/types.ts";
 import { createHttp1Fetch, http1Fetch } from "./http1.ts";
-import { delay, peerCloses, rawServer, readRequest, rejection, settlesWithin } from "./_testing.ts";
+import {
+  delay,
+  peerCloses,
+  rawServer,
+  readRequest,
+  rejection,
+  settlesWithin,
+} from "../../test/support/net.ts";
 import {
   CERT_EXPIRED,
   CERT_FUTURE,

@@ -1,9 +1,9 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { crc32 } from "../bytes.ts";
-import { decodePng } from "./_testing.ts";
+import { decodePng } from "../../test/support/present.ts";
 import { Bitmap } from "./bitmap.ts";
-import { encodePng } from "./png.ts";
+import { encodePng } from "../../test/support/png.ts";
 
 test("bitmap: row-major, MSB first, rows padded to whole bytes", () => {
   const b = new Bitmap(10, 2);

@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { ocr } from "./_testing.ts";
+import { ocr } from "../../test/support/present.ts";
 import { Bitmap } from "./bitmap.ts";
 import {
   CAP_HEIGHT,

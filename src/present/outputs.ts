@@ -7,12 +7,15 @@
  * the segment display and the screen (`null` payloads, for the bus to clear its retained topics).
  */
 import type { Clock } from "../clock.ts";
-import type { Output } from "../config.ts";
-import type { PairingInfo } from "../link/controller.ts";
-import type { SegmentOptions, SegmentPayload } from "./segment.ts";
+import type { Display, PairingInfo, Say, Segment } from "../contract.ts";
+import type { SegmentOptions } from "./segment.ts";
 import type { ScreenOptions } from "./screen.ts";
 import type { TerminalOptions } from "./terminal.ts";
-import type { RepeatOptions, VoiceOptions, VoicePrompt } from "./voice.ts";
+import type { RepeatOptions, VoiceOptions } from "./voice.ts";
+
+/** The outputs `display.outputs` may name: this module owns the list, config.ts checks it. */
+export type Output = "voice" | "segment" | "screen" | "terminal";
+export const OUTPUTS: readonly Output[] = ["voice", "segment", "screen", "terminal"];
 
 type Renderers = typeof import("./renderers.ts");
 let renderers: Promise<Renderers> | null = null;
@@ -23,21 +26,14 @@ function loadRenderers(): Promise<Renderers> {
   return renderers;
 }
 
-/** The `display` payload of CONTRACT.md section 4. */
-export interface DisplayPayload {
-  width: number;
-  height: number;
-  bitmap: Uint8Array;
-}
-
 type Sink<T> = (payload: T) => void | Promise<void>;
 
 export interface PresenterSinks {
-  say?: Sink<VoicePrompt>;
+  say?: Sink<Say>;
   /** A frame set to show, or null to blank the display. */
-  segment?: Sink<SegmentPayload | null>;
+  segment?: Sink<Segment | null>;
   /** A frame to show, or null to blank the screen. */
-  display?: Sink<DisplayPayload | null>;
+  display?: Sink<Display | null>;
   terminal?: Sink<string>;
 }
 
@@ -156,7 +152,7 @@ export class Presenter {
   }
 
   /** Says `prompt` again on the schedule, until aborted. Never rejects. */
-  async #repeat(schedule: number[], prompt: VoicePrompt, signal: AbortSignal): Promise<void> {
+  async #repeat(schedule: number[], prompt: Say, signal: AbortSignal): Promise<void> {
     const clock = this.#o.clock;
     const start = clock.monotonic();
     for (const at of schedule) {

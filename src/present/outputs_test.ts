@@ -1,11 +1,9 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { lwaPairing, rfcPairing } from "./_testing.ts";
-import { FakeClock } from "../clock.ts";
-import type { Output } from "../config.ts";
-import { type DisplayPayload, Presenter, type PresenterOptions } from "./outputs.ts";
-import type { SegmentPayload } from "./segment.ts";
-import type { VoicePrompt } from "./voice.ts";
+import { lwaPairing, rfcPairing } from "../../test/support/present.ts";
+import { FakeClock } from "../../test/support/fake_clock.ts";
+import type { Display, Say, Segment } from "../contract.ts";
+import { type Output, Presenter, type PresenterOptions } from "./outputs.ts";
 
 const LWA = lwaPairing();
 
@@ -15,9 +13,9 @@ const ALL: Output[] = ["voice", "segment", "screen", "terminal"];
 
 function rig(outputs: Output[] = ALL, extra: Partial<PresenterOptions> = {}) {
   const clock = new FakeClock();
-  const said: VoicePrompt[] = [];
-  const segments: (SegmentPayload | null)[] = [];
-  const displays: (DisplayPayload | null)[] = [];
+  const said: Say[] = [];
+  const segments: (Segment | null)[] = [];
+  const displays: (Display | null)[] = [];
   const terminal: string[] = [];
   const errors: { output: Output; message: string }[] = [];
   const notes: { output: Output; notes: string[] }[] = [];

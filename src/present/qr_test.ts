@@ -1,8 +1,8 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { zbarDecode, zbarTestsRun } from "./_testing.ts";
+import { zbarDecode, zbarTestsRun } from "../../test/support/present.ts";
 import { Bitmap } from "./bitmap.ts";
-import { encodePng } from "./png.ts";
+import { encodePng } from "../../test/support/png.ts";
 import { byteCapacity, dataCodewords, encodeQr, type QrCode, versionFor } from "./qr.ts";
 
 function png(qr: QrCode, scale = 3): Uint8Array {

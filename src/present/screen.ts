@@ -20,7 +20,7 @@
  * A long code is split on two lines at its dash (RFC 8628 "BCDF-GHJK" → "BCDF" / "GHJK"), or in
  * halves without one (LWA "ABCDEF" → "ABC" / "DEF").
  */
-import type { PairingInfo } from "../link/controller.ts";
+import type { Display, PairingInfo } from "../contract.ts";
 import { Bitmap } from "./bitmap.ts";
 import { CAP_HEIGHT, drawText, GLYPH_WIDTH, SPACING, textHeight, textWidth } from "./font.ts";
 import { type EccLevel, encodeQr, type QrCode } from "./qr.ts";
@@ -51,11 +51,7 @@ export interface ScreenLayout {
 }
 
 /** The `display` payload plus how it was laid out. */
-export interface ScreenFrame {
-  width: number;
-  height: number;
-  /** Row-major, MSB first, rows padded to whole bytes; set bit = ink (see bitmap.ts). */
-  bitmap: Uint8Array;
+export interface ScreenFrame extends Display {
   /** What had to be left out or shrunk, for a log; empty when everything fit. */
   notes: string[];
   layout: ScreenLayout;

@@ -1,8 +1,15 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { decodePng, lwaPairing, ocr, rfcPairing, zbarDecode, zbarTestsRun } from "./_testing.ts";
+import {
+  decodePng,
+  lwaPairing,
+  ocr,
+  rfcPairing,
+  zbarDecode,
+  zbarTestsRun,
+} from "../../test/support/present.ts";
 import { Bitmap } from "./bitmap.ts";
-import { encodePng } from "./png.ts";
+import { encodePng } from "../../test/support/png.ts";
 import { type Box, type ScreenFrame, screenFrame, shortUrl, wrapUrl } from "./screen.ts";
 
 const LWA = lwaPairing({ user_code: "BKTMXQ" });

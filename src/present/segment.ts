@@ -9,6 +9,7 @@
  * - The dash of an RFC 8628 code ("BCDF-GHJK") is the middle segment (g, or g1+g2), a character
  *   of its own; letters are case-insensitive.
  */
+import type { Segment } from "../contract.ts";
 import { type SegmentKind, segmentMask } from "./segment_font.ts";
 
 export interface SegmentOptions {
@@ -22,14 +23,6 @@ export interface SegmentOptions {
   gap?: number;
 }
 
-/** The `segment` payload of CONTRACT.md section 4. */
-export interface SegmentPayload {
-  digits: number;
-  /** One array per frame, one mask per digit (left to right). */
-  frames: number[][];
-  frame_ms: number;
-}
-
 export const DEFAULT_DIGITS = 4;
 export const DEFAULT_FRAME_MS = 500;
 
@@ -40,7 +33,7 @@ function wholeAtLeast(name: string, v: number, min: number): number {
   return v;
 }
 
-export function segmentFrames(code: string, opts: SegmentOptions = {}): SegmentPayload {
+export function segmentFrames(code: string, opts: SegmentOptions = {}): Segment {
   const digits = wholeAtLeast("digits", opts.digits ?? DEFAULT_DIGITS, 1);
   const frameMs = wholeAtLeast("frameMs", opts.frameMs ?? DEFAULT_FRAME_MS, 1);
   const gap = wholeAtLeast("gap", opts.gap ?? 1, 1);

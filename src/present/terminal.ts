@@ -3,18 +3,17 @@
  * in block characters, two pixel rows per text line), the URL, the expiry, optionally the QR
  * code, and what the LED segment display shows, as ASCII art of 7- or 14-segment digits.
  */
-import type { PairingInfo } from "../link/controller.ts";
+import type { PairingInfo, Segment } from "../contract.ts";
 import { Bitmap } from "./bitmap.ts";
 import { CAP_HEIGHT, renderText } from "./font.ts";
 import { encodeQr } from "./qr.ts";
-import type { SegmentPayload } from "./segment.ts";
 import { SEG14, SEG7, type SegmentKind } from "./segment_font.ts";
 
 export interface TerminalOptions {
   /** ASCII only (`#` for ink, one text line per pixel row); default: Unicode half blocks. */
   ascii?: boolean;
   /** The segment payload to draw below, and its kind. */
-  segment?: { payload: SegmentPayload; kind: SegmentKind };
+  segment?: { payload: Segment; kind: SegmentKind };
   /** Also draw the QR code (Unicode only; light modules as blocks, for a dark terminal). */
   qr?: boolean;
   /** Columns available for the segment frames (default 80). */
@@ -102,7 +101,7 @@ export function segmentFrameArt(frame: readonly number[], kind: SegmentKind): st
 }
 
 /** Every frame of a segment payload, framed like a display, as many to a row as fit. */
-export function segmentArt(payload: SegmentPayload, kind: SegmentKind, columns = 80): string {
+export function segmentArt(payload: Segment, kind: SegmentKind, columns = 80): string {
   const arts = payload.frames.map((f) => segmentFrameArt(f, kind).map((l) => `[${l}]`));
   const width = (arts[0]?.[0]?.length ?? 0) + 2;
   const perRow = Math.max(1, Math.floor((columns + 2) / width));

@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { rfcPairing } from "./_testing.ts";
+import { rfcPairing } from "../../test/support/present.ts";
 import { segmentFrames } from "./segment.ts";
 import { bigText, segmentArt, segmentFrameArt, terminalText } from "./terminal.ts";
 

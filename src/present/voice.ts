@@ -20,12 +20,7 @@
  * is for the speaker's own audio pipeline (`P/say`, never retained); `repeatSchedule` keeps the
  * repeats few (default 3, one a minute) and stops them before the code expires.
  */
-import type { PairingInfo } from "../link/controller.ts";
-
-export interface VoicePrompt {
-  text: string;
-  lang: string;
-}
+import type { PairingInfo, Say } from "../contract.ts";
 
 export interface VoiceOptions {
   /** Each letter with its spelling-alphabet word (default false). */
@@ -194,7 +189,7 @@ export function speakableUrl(uri: string, lang: string): string {
 }
 
 /** The `say` payload for a pairing code. */
-export function voicePrompt(p: PairingInfo, lang: string, opts: VoiceOptions = {}): VoicePrompt {
+export function voicePrompt(p: PairingInfo, lang: string, opts: VoiceOptions = {}): Say {
   const r = resolve(lang);
   const code = spellCode(p.user_code, r.lang, opts);
   return { text: r.phrases.prompt(speakableUrl(p.verification_uri, r.lang), code), lang: r.lang };

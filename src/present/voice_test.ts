@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { lwaPairing, rfcPairing } from "./_testing.ts";
+import { lwaPairing, rfcPairing } from "../../test/support/present.ts";
 import { repeatSchedule, speakableUrl, spellCode, voicePrompt } from "./voice.ts";
 
 const LWA = lwaPairing();

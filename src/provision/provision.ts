@@ -31,7 +31,12 @@ import { ROOT_KEY_BYTES } from "../seal/otp.ts";
 import type { StoreHealth } from "../store/record_store.ts";
 import { RecordType } from "../records/types.ts";
 import type { Vault } from "../store/vault.ts";
-import { checkIdentityInputs, type Identity, type SignedIdentity } from "../records/identity.ts";
+import {
+  checkIdentityInputs,
+  type Identity,
+  REPAIR_HINT,
+  type SignedIdentity,
+} from "../records/identity.ts";
 import { signIdentity } from "./line_signature.ts";
 
 export interface ProvisionInput {
@@ -53,10 +58,6 @@ export interface RepairResult {
   /** False when there was nothing to repair: nothing was written. */
   readonly repaired: boolean;
 }
-
-/** The command that gets a device with a damaged or lost identity out, for messages. */
-export const REPAIR_HINT =
-  "linkd repair --config FILE --serial SN --product-id PID --client-id CID [--line-key FILE], with the identity the line recorded for this device";
 
 /**
  * Provisions `device`. `beforeCommit` runs with the signed identity just before it is written

@@ -30,12 +30,19 @@ export interface SignedIdentity {
 }
 
 export const SERIAL_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * The way out for a device whose identity record is damaged or lost (status and provision name
+ * it): the line gives the same identity back, never a new one (provision/provision.ts repair).
+ */
+export const REPAIR_HINT =
+  "linkd repair --config FILE --serial SN --product-id PID --client-id CID [--line-key FILE], with the identity the line recorded for this device";
 /** Bytes of an Ed25519 public key (the device's and the line's). */
 export const ED25519_PUBLIC_KEY_BYTES = 32;
 /** Bytes of an Ed25519 signature (the line's). */
 export const ED25519_SIGNATURE_BYTES = 64;
 
-function describe(value: string, max: number): string {
+function whatIsWrong(value: string, max: number): string {
   if (value.length === 0) return "it is empty";
   if (value.length > max) return `it has ${value.length} characters`;
   const bad = [...value].findIndex((c) => c < "\x21" || c > "\x7e");
@@ -54,7 +61,7 @@ function checkField(
   if (!ok.test(value)) {
     throw new LinkdError(
       code,
-      `Cannot provision: ${what} must be ${rule}; ${describe(value, max)}`,
+      `Cannot provision: ${what} must be ${rule}; ${whatIsWrong(value, max)}`,
     );
   }
 }

@@ -6,16 +6,14 @@
  * the `capabilities` report) is in link/scope_book.ts.
  */
 import { decodeCbor, encodeCbor } from "../cbor.ts";
+import type { RefusalReason } from "../contract.ts";
 import { Code, LinkdError } from "../errors.ts";
 
-/** Why the server refused a scope, as the book keeps it. */
-export type StoredRefusalReason =
-  /** LWA's "400 An unknown scope was requested": the security profile is not enabled for it. */
-  | "unknown_scope"
-  /** invalid_scope without LWA's wording (RFC 6749/8628 servers). */
-  | "invalid_scope"
-  /** The server linked but did not grant it (its token answer named fewer scopes). */
-  | "not_granted";
+/**
+ * Why the server refused a scope, as the book keeps it: the contract's reasons (contract.ts says
+ * what each means) but `available_after_relink`, which the link derives from `available`.
+ */
+export type StoredRefusalReason = Exclude<RefusalReason, "available_after_relink">;
 
 export interface Refusal {
   readonly reason: StoredRefusalReason;
@@ -33,7 +31,11 @@ export interface ScopeBook {
 
 export const EMPTY_BOOK: ScopeBook = Object.freeze({ refused: {}, available: [] });
 
-const REASONS = new Set(["unknown_scope", "invalid_scope", "not_granted"]);
+const REASONS: ReadonlySet<string> = new Set<StoredRefusalReason>([
+  "unknown_scope",
+  "invalid_scope",
+  "not_granted",
+]);
 const MAX_SCOPES = 64;
 
 export function encodeScopeBook(b: ScopeBook): Uint8Array {

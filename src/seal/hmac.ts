@@ -12,6 +12,7 @@
  * block and ESP-IDF's HMAC-from-eFuse NVS key derivation: with a uniformly random root key the
  * output is a PRF value, so keys for different labels or contexts are independent.
  */
+import { invalidArgument } from "../text.ts";
 import nacl from "tweetnacl";
 import { utf8, wipe } from "../bytes.ts";
 
@@ -63,7 +64,7 @@ export function deriveKey(
   context: Uint8Array = new Uint8Array(0),
 ): Uint8Array {
   if (label.length === 0 || label.includes("\0")) {
-    throw new TypeError("deriveKey() label must be non-empty and must not contain U+0000");
+    throw invalidArgument("deriveKey() label must be non-empty and must not contain U+0000");
   }
   const l = utf8.encode(label);
   const msg = new Uint8Array(l.length + 1 + context.length);

@@ -27,6 +27,7 @@
  *
  * Messages name paths and sizes, never key bytes.
  */
+import { invalidArgument } from "../text.ts";
 import { dirname, resolve } from "../paths.ts";
 import nacl from "tweetnacl";
 import { Code, LinkdError } from "../errors.ts";
@@ -102,7 +103,7 @@ export class OtpStore {
    * itself may be missing, which is a blank part. Nothing is read or written yet.
    */
   static open(path: string): OtpStore {
-    if (path.length === 0) throw new TypeError("OtpStore.open() path must not be empty");
+    if (path.length === 0) throw invalidArgument("OtpStore.open() path must not be empty");
     const store = new OtpStore(path);
     store.#checkFolder();
     return store;
@@ -160,17 +161,17 @@ export class OtpStore {
    */
   program(rootKey: Uint8Array, binding?: Uint8Array): void {
     if (binding !== undefined && binding.length !== BINDING_BYTES) {
-      throw new TypeError(
+      throw invalidArgument(
         `OtpStore.program() binding must be ${BINDING_BYTES} bytes, got ${binding.length}`,
       );
     }
     if (rootKey.length !== ROOT_KEY_BYTES) {
-      throw new TypeError(
+      throw invalidArgument(
         `OtpStore.program() root key must be ${ROOT_KEY_BYTES} bytes, got ${rootKey.length}`,
       );
     }
     if (rootKey.every((b) => b === 0) || rootKey.every((b) => b === 0xff)) {
-      throw new TypeError("OtpStore.program() root key must be random, not all 0x00 or all 0xFF");
+      throw invalidArgument("OtpStore.program() root key must be random, not all 0x00 or all 0xFF");
     }
     if (this.state() === "programmed") {
       throw new LinkdError(

@@ -28,6 +28,7 @@
  * `open` checks in a fixed order: shape (SEAL_MALFORMED, naming the field), then authentication
  * (SEAL_AUTH), then the binding to the caller's expectation (SEAL_BINDING, naming the field).
  */
+import { invalidArgument } from "../text.ts";
 import nacl from "tweetnacl";
 import { Code, LinkdError } from "../errors.ts";
 import { wipe } from "../bytes.ts";
@@ -97,7 +98,7 @@ export interface Opened {
 /** Bytes a sealed record adds to its plaintext, for a serial of `serialLength` characters. */
 export function sealOverhead(serialLength: number): number {
   if (!Number.isInteger(serialLength) || serialLength < 1 || serialLength > MAX_SERIAL_BYTES) {
-    throw new TypeError(`sealOverhead() serial length must be 1..${MAX_SERIAL_BYTES}`);
+    throw invalidArgument(`sealOverhead() serial length must be 1..${MAX_SERIAL_BYTES}`);
   }
   return HEADER_FIXED_BYTES + serialLength + NONCE_BYTES + MAC_BYTES;
 }
@@ -209,7 +210,9 @@ export class Sealer {
    */
   constructor(rootKey: Uint8Array, random: (n: number) => Uint8Array) {
     if (rootKey.length !== ROOT_KEY_BYTES) {
-      throw new TypeError(`Sealer root key must be ${ROOT_KEY_BYTES} bytes, got ${rootKey.length}`);
+      throw invalidArgument(
+        `Sealer root key must be ${ROOT_KEY_BYTES} bytes, got ${rootKey.length}`,
+      );
     }
     this.#sealRoot = deriveKey(rootKey, SEAL_ROOT_LABEL);
     this.#random = random;
@@ -227,7 +230,7 @@ export class Sealer {
     const head = encodeHeader(header);
     const nonce = this.#random(NONCE_BYTES);
     if (!(nonce instanceof Uint8Array) || nonce.length !== NONCE_BYTES) {
-      throw new TypeError(`Sealer random(${NONCE_BYTES}) returned the wrong number of bytes`);
+      throw invalidArgument(`Sealer random(${NONCE_BYTES}) returned the wrong number of bytes`);
     }
     const key = deriveKey(root, RECORD_LABEL, head);
     const box = nacl.secretbox(plaintext, nonce, key);
@@ -247,7 +250,9 @@ export class Sealer {
   open(sealed: Uint8Array, expect: SealExpect): Opened {
     const root = this.#root();
     if (!isU8(expect.type) || !isSeq(expect.seq) || !isSerial(expect.serial)) {
-      throw new TypeError("Sealer.open() expect must hold a u8 type, a u53 seq and a valid serial");
+      throw invalidArgument(
+        "Sealer.open() expect must hold a u8 type, a u53 seq and a valid serial",
+      );
     }
     const action = "Cannot open sealed record";
     const { header, headerLength } = parse(sealed, action);
@@ -290,7 +295,7 @@ export class Sealer {
   }
 
   #root(): Uint8Array {
-    if (this.#sealRoot === null) throw new TypeError("Sealer was disposed");
+    if (this.#sealRoot === null) throw invalidArgument("Sealer was disposed");
     return this.#sealRoot;
   }
 }

@@ -12,9 +12,11 @@
  * - Mount scans the whole partition once, rebuilds the index, and resynchronises past torn or
  *   damaged regions with the `first entry` field of each sector header.
  */
+import { invalidArgument } from "../text.ts";
 import { crc32, isErased } from "../bytes.ts";
 import { Code, isLinkdError, LinkdError } from "../errors.ts";
-import type { FlashDriver, FlashGeometry } from "../flash/driver.ts";
+import type { FlashDriver } from "../flash/driver.ts";
+import { sectorsHoldEntries, storeCapacity } from "./capacity.ts";
 import {
   encodeCommit,
   encodeEntryHeader,
@@ -29,7 +31,6 @@ import {
 import {
   type IndexEntry,
   MAX_KEY,
-  MAX_PAYLOAD_ABSOLUTE,
   MIN_KEY,
   scanLog,
   type SectorInfo,
@@ -77,7 +78,7 @@ export class RecordStore {
   private constructor(flash: FlashDriver) {
     this.#flash = flash;
     this.layout = new Layout(flash.geometry);
-    if (this.layout.dataSize < 2 * this.layout.entryHeaderSpan) {
+    if (!sectorsHoldEntries(flash.geometry)) {
       throw new LinkdError(
         Code.FLASH_GEOMETRY,
         "Cannot use flash: sectors are too small for the store",
@@ -150,7 +151,7 @@ export class RecordStore {
    */
   put(key: number, data: Uint8Array, seq?: number): number {
     checkKey(key);
-    if (!(data instanceof Uint8Array)) throw new TypeError("data must be a Uint8Array");
+    if (!(data instanceof Uint8Array)) throw invalidArgument("data must be a Uint8Array");
     if (data.length > this.maxPayload) {
       throw new LinkdError(
         Code.STORE_TOO_LARGE,
@@ -453,20 +454,4 @@ function checkKey(key: number): void {
   if (!Number.isInteger(key) || key < MIN_KEY || key > MAX_KEY) {
     throw new RangeError(`Record key must be an integer from ${MIN_KEY} to ${MAX_KEY}, got ${key}`);
   }
-}
-
-/**
- * What a partition of this geometry holds: the largest record, and the most all live records
- * may take together (half the partition less working room, so reclaim always has space).
- */
-export function storeCapacity(geometry: FlashGeometry): { maxPayload: number; liveLimit: number } {
-  const l = new Layout(geometry);
-  const liveLimit = Math.floor(((l.sectors - 3) * l.dataSize) / 2);
-  return {
-    liveLimit,
-    maxPayload: Math.max(
-      0,
-      Math.min(MAX_PAYLOAD_ABSOLUTE, Math.floor(liveLimit / 2) - l.entryExtent(0)),
-    ),
-  };
 }

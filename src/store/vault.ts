@@ -10,6 +10,7 @@
  *
  * The slots and each record's format are in records/ (types.ts lists the slots).
  */
+import { invalidArgument } from "../text.ts";
 import { timingSafeEqual, wipe } from "../bytes.ts";
 import { decodeCbor, encodeCbor } from "../cbor.ts";
 import { Code, LinkdError } from "../errors.ts";
@@ -89,7 +90,9 @@ export class Vault {
 
   /** Seals and stores `plaintext` in slot `type`. Needs the identity's serial, unless given. */
   put(type: RecordType, plaintext: Uint8Array, serial = this.#serial()): void {
-    if (type === RecordType.IDENTITY) throw new TypeError("Vault.put() cannot write the identity");
+    if (type === RecordType.IDENTITY) {
+      throw invalidArgument("Vault.put() cannot write the identity");
+    }
     const seq = this.store.allocateSeq();
     const sealed = this.#sealer.seal({ type, version: FORMAT_VERSION, seq, serial }, plaintext);
     this.store.put(type, sealed, seq);

@@ -3,9 +3,10 @@
  * real HTTP against the local authorization server), and how many requests an hour-long outage
  * costs (fake time: an hour in a moment, the same code path).
  */
-import { type AuthServer, startAuthServer } from "../../src/authserver/server.ts";
+import { type AuthServer, startAuthServer } from "../../dev/authserver/server.ts";
 import type { Fetch } from "../../src/auth/types.ts";
-import { type Clock, FakeClock, systemClock } from "../../src/clock.ts";
+import { type Clock, systemClock } from "../../src/clock.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 import { LinkController, type LinkListener } from "../../src/link/controller.ts";
 import { RecordType } from "../../src/records/types.ts";
 import type { Vault } from "../../src/store/vault.ts";

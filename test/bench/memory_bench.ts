@@ -3,7 +3,7 @@
  * runs in refresh_child.ts on fake time (1000 real refreshes of one-minute tokens would take
  * half a day), bundled and started like the shipped linkd.
  */
-import { startAuthServer } from "../../src/authserver/server.ts";
+import { startAuthServer } from "../../dev/authserver/server.ts";
 import { bundle } from "../../scripts/bundle.ts";
 import { runArgs } from "../../scripts/runtime.ts";
 import { haveMosquitto, startMosquitto } from "../support/broker.ts";

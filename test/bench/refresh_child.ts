@@ -10,7 +10,8 @@
  *   short-lived tokens on fake time; prints its peak resident memory (VmHWM) as JSON.
  */
 import { parseConfig } from "../../src/config.ts";
-import { FakeClock, systemClock } from "../../src/clock.ts";
+import { systemClock } from "../../src/clock.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 import { LinkController } from "../../src/link/controller.ts";
 import { runDaemon } from "../../src/daemon/run.ts";
 import { Device } from "../../src/device.ts";

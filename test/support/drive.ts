@@ -4,7 +4,7 @@
  * of protocol time in a fraction of a second without racing real sockets.
  */
 import type { Fetch } from "../../src/auth/types.ts";
-import type { FakeClock } from "../../src/clock.ts";
+import type { FakeClock } from "./fake_clock.ts";
 import { startTimer } from "../../src/timers.ts";
 
 // Not the global setTimeout, which loads Node compat (src/timers.ts): the memory bench drives

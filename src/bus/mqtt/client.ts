@@ -39,7 +39,8 @@
  *               passed, write failed, destroy()                           disconnect() resolves
  *   closed      anything                                         closed   nothing (ignored)
  */
-import { invalidArgument, MqttError, protocolError, reasonName } from "./errors.ts";
+import { invalidArgument } from "../../text.ts";
+import { MqttError, protocolError, reasonName } from "./errors.ts";
 import { Framer } from "./framer.ts";
 import { Inflight, PACKET_ID_MAX } from "./inflight.ts";
 import { Keepalive } from "./keepalive.ts";
@@ -110,24 +111,12 @@ interface Queued {
 }
 
 /** The reason codes a client may send in DISCONNECT (MQTT 5 section 3.14.2.1). */
+// deno-fmt-ignore
 const CLIENT_DISCONNECT = [
-  0x00,
-  0x04,
-  0x80,
-  0x81,
-  0x82,
-  0x83,
-  0x90,
-  0x93,
-  0x94,
-  0x95,
-  0x96,
-  0x97,
-  0x98,
-  0x99,
+  0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x90, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99,
 ];
 
-function describe(e: unknown): string {
+function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : "unknown error";
 }
 
@@ -237,7 +226,7 @@ export class MqttClient {
         void this.#send(connect).then(() => connect.fill(0));
       }, (e) => {
         this.#end(
-          new MqttError("network", `Cannot connect to ${this.#where}: ${describe(e)}`, {
+          new MqttError("network", `Cannot connect to ${this.#where}: ${errorMessage(e)}`, {
             cause: e,
           }),
         );
@@ -459,7 +448,7 @@ export class MqttClient {
         ? new MqttError("network", `Connection closed by ${this.#where}${when}`)
         : new MqttError(
           "network",
-          `Connection to ${this.#where} failed${when}: ${describe(error)}`,
+          `Connection to ${this.#where} failed${when}: ${errorMessage(error)}`,
           { cause: error },
         ),
     );
@@ -474,7 +463,9 @@ export class MqttClient {
     this.#keepalive?.sent();
     return t.write(bytes).then(() => true, (e) => {
       this.#end(
-        new MqttError("network", `Cannot write to ${this.#where}: ${describe(e)}`, { cause: e }),
+        new MqttError("network", `Cannot write to ${this.#where}: ${errorMessage(e)}`, {
+          cause: e,
+        }),
       );
       return false;
     });

@@ -20,7 +20,7 @@ import {
   rejection,
   text,
   within,
-} from "./_testing.ts";
+} from "../../../test/support/mqtt.ts";
 import type { Properties } from "./properties.ts";
 
 const PASSWORD = "pw-7f3a-DO-NOT-LEAK";

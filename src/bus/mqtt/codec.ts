@@ -8,7 +8,8 @@
  * `Writer` builds a packet from values the caller validated; it checks again and throws a
  * TypeError for a value that cannot be encoded.
  */
-import { invalidArgument, protocolError } from "./errors.ts";
+import { invalidArgument } from "../../text.ts";
+import { protocolError } from "./errors.ts";
 
 /** The largest Variable Byte Integer: 4 bytes of 7 bits. */
 export const VARINT_MAX = 268_435_455;

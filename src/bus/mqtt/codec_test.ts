@@ -7,7 +7,7 @@ import * as assert from "uvu/assert";
 import { decodeVarint, Reader, Writer } from "./codec.ts";
 import { MqttError } from "./errors.ts";
 import { decodeProperties, encodeProperties, type PropertyKind } from "./properties.ts";
-import { bytes, hex } from "./_testing.ts";
+import { bytes, hex } from "../../../test/support/mqtt.ts";
 
 function reason(f: () => unknown): string | undefined {
   try {

@@ -2,10 +2,10 @@
  * The one error class of the MQTT client, and the reasons a broker's bytes are refused.
  *
  * Three kinds of failure never mix: a caller's mistake is a `TypeError` with `code`
- * `ERR_INVALID_ARG_VALUE` (thrown before anything is sent); everything the network or the broker
- * did is an `MqttError` with a `code`; a broker that broke the protocol is an `MqttError` with code
- * `protocol`, the MQTT 5 reason code the client sends in its DISCONNECT (`reasonCode`) and a named
- * `reason`. No message ever holds a password or a payload: messages name fields, never values.
+ * `ERR_INVALID_ARG_VALUE` (`invalidArgument` of ../../text.ts, thrown before anything is sent);
+ * everything the network or the broker did is an `MqttError` with a `code`; a broker that broke
+ * the protocol is an `MqttError` with code `protocol`, the MQTT 5 reason code the client sends in
+ * its DISCONNECT (`reasonCode`) and a named `reason`. No message ever holds a password or a payload: messages name fields, never values.
  */
 
 /**
@@ -110,11 +110,6 @@ export class MqttError extends Error {
 /** A broker's protocol violation: code `protocol`, with the reason code to disconnect with. */
 export function protocolError(reason: ProtocolReason, message: string): MqttError {
   return new MqttError("protocol", message, { reason, reasonCode: reasonCodeOf(reason) });
-}
-
-/** A caller's mistake: a TypeError with a code, thrown before anything is sent. */
-export function invalidArgument(message: string): TypeError {
-  return Object.assign(new TypeError(message), { code: "ERR_INVALID_ARG_VALUE" });
 }
 
 /** A short, printable name for an MQTT reason code, for error messages. */

@@ -9,7 +9,7 @@ import { prng } from "../../../test/support/random.ts";
 import { MqttError } from "./errors.ts";
 import { Framer } from "./framer.ts";
 import { decodePacket, encodePacket, type Packet, type Version } from "./packets.ts";
-import { bytes, hex } from "./_testing.ts";
+import { bytes, hex } from "../../../test/support/mqtt.ts";
 
 const STREAM = [
   "20 03 00 00 00", // CONNACK v5

@@ -6,7 +6,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Inflight, PACKET_ID_MAX } from "./inflight.ts";
 import { Keepalive } from "./keepalive.ts";
-import { FakeTimers } from "./_testing.ts";
+import { FakeTimers } from "../../../test/support/mqtt.ts";
 
 test("Inflight.add() hands out 1..65535 in turn and wraps around to 1", () => {
   const ids = new Inflight<string>();

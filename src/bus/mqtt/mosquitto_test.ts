@@ -9,12 +9,12 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { type Mosquitto, startMosquitto } from "../../../test/support/broker.ts";
-import { Peer, type PeerMessage, TcpProxy } from "../_testing.ts";
+import { Peer, type PeerMessage, TcpProxy } from "../../../test/support/bus.ts";
 import { MqttClient } from "./client.ts";
 import { MqttError } from "./errors.ts";
 import type { ConnectOptions, IncomingMessage } from "./types.ts";
 import { encodePacket } from "./packets.ts";
-import { assertNoSecret, bytes, hex, rejection, text, within } from "./_testing.ts";
+import { assertNoSecret, bytes, hex, rejection, text, within } from "../../../test/support/mqtt.ts";
 
 const USERS = { linkd: "linkd-Secr3t-pw-9c1e", peer: "peer-pw-77" };
 const ACL =

@@ -14,7 +14,7 @@ import {
   setPublishId,
   type Version,
 } from "./packets.ts";
-import { bytes, hex, text } from "./_testing.ts";
+import { bytes, hex, text } from "../../../test/support/mqtt.ts";
 
 interface Vector {
   name: string;

@@ -7,7 +7,8 @@
  * Writes are serialized (a packet is never interleaved with another) and a short write is
  * continued until every byte is out. A WebSocket message that is not binary is a protocol error.
  */
-import { invalidArgument, MqttError } from "./errors.ts";
+import { invalidArgument } from "../../text.ts";
+import { MqttError } from "./errors.ts";
 
 export interface TransportSink {
   /** A chunk read; valid only during the call. */
@@ -26,7 +27,7 @@ export interface Transport {
   close(): void;
 }
 
-export interface Endpoint {
+export interface BrokerAddress {
   scheme: "mqtt" | "mqtts" | "ws" | "wss";
   hostname: string;
   port: number;
@@ -37,7 +38,7 @@ export interface Endpoint {
 }
 
 /** Parses a broker URL; a TypeError for anything else (the URL is not echoed: it may hold secrets). */
-export function parseBrokerUrl(url: string): Endpoint {
+export function parseBrokerUrl(url: string): BrokerAddress {
   let u: URL;
   try {
     u = new URL(url);
@@ -75,7 +76,7 @@ export interface OpenOptions {
 }
 
 /** Opens the transport for `ep`; rejects with the Deno error (or the signal's reason). */
-export async function openTransport(ep: Endpoint, o: OpenOptions): Promise<Transport> {
+export async function openTransport(ep: BrokerAddress, o: OpenOptions): Promise<Transport> {
   switch (ep.scheme) {
     case "mqtt": {
       const conn = await Deno.connect({ hostname: ep.hostname, port: ep.port, signal: o.signal });

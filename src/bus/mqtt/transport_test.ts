@@ -6,7 +6,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { prng } from "../../../test/support/random.ts";
 import { type ByteConn, connTransport, parseBrokerUrl } from "./transport.ts";
-import { realDelay } from "./_testing.ts";
+import { realDelay } from "../../../test/support/mqtt.ts";
 
 test("parseBrokerUrl() knows the four schemes and their default ports", () => {
   const cases: [string, string, number, string][] = [

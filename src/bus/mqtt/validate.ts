@@ -5,10 +5,10 @@
  */
 import { type CancelTimer, startTimer } from "../../timers.ts";
 import { checkString, STRING_MAX, utf8Encode } from "./codec.ts";
-import { invalidArgument } from "./errors.ts";
+import { invalidArgument } from "../../text.ts";
 import { type ConnectPacket, encodePacket, PACKET_MAX } from "./packets.ts";
 import type { Properties } from "./properties.ts";
-import { type Endpoint, parseBrokerUrl } from "./transport.ts";
+import { type BrokerAddress, parseBrokerUrl } from "./transport.ts";
 import type { ConnectOptions, IncomingMessage, MqttTimers } from "./types.ts";
 
 export const DEFAULT_MAXIMUM_PACKET_SIZE = 1024 * 1024;
@@ -24,7 +24,7 @@ export const DEFAULT_ACK_TIMEOUT_MS = 10_000;
 
 /** Checked connection options, with defaults. */
 export interface Settings {
-  endpoint: Endpoint;
+  endpoint: BrokerAddress;
   version: 4 | 5;
   cleanStart: boolean;
   keepaliveS: number;

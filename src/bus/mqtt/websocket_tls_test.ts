@@ -12,12 +12,12 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { freePort, type Mosquitto, startMosquitto } from "../../../test/support/broker.ts";
-import { Peer } from "../_testing.ts";
+import { Peer } from "../../../test/support/bus.ts";
 import { MqttClient } from "./client.ts";
 import { MqttError } from "./errors.ts";
 import { encodePacket } from "./packets.ts";
 import type { IncomingMessage } from "./types.ts";
-import { bytes, rejection, text, within } from "./_testing.ts";
+import { bytes, rejection, text, within } from "../../../test/support/mqtt.ts";
 
 const cleanups: (() => void | Promise<void>)[] = [];
 test.after.each(async () => {
