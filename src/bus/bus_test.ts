@@ -327,6 +327,18 @@ test("publishToken() leaves out an expired token; nothing is logged with a secre
   }
 });
 
+test("connectBus() refuses an empty reconnect table as a caller's mistake, at once (no loop that never settles)", async () => {
+  let error: unknown;
+  try {
+    await bus("mqtt://127.0.0.1:9", { reconnectTableS: [] });
+  } catch (e) {
+    error = e;
+  }
+  assert.instance(error, TypeError);
+  assert.is((error as { code?: string }).code, "ERR_INVALID_ARG_VALUE");
+  assert.match((error as Error).message, /Backoff table must not be empty/);
+});
+
 test("a broker that cannot take linkd's retained QoS 1 will refuses it for good: connectBus rejects, it does not retry for ever", async () => {
   for (const [config, rc] of [["retain_available false", 0x9a], ["max_qos 0", 0x9b]] as const) {
     const b = await startMosquitto({ config });

@@ -117,8 +117,11 @@ export class Session {
 
   constructor(options: SessionOptions) {
     this.#o = options;
+    // Made here, not in the loop: a bad table is the caller's mistake, thrown by connectBus,
+    // never a loop that dies before it settles `started`.
+    const backoff = new Backoff(options.random, options.reconnectTableS ?? RECONNECT_TABLE_S);
     this.started = new Promise((resolve, reject) => {
-      this.#loop = this.#run(resolve, reject);
+      this.#loop = this.#run(backoff, resolve, reject);
     });
   }
 
@@ -132,10 +135,13 @@ export class Session {
     }
   }
 
-  async #run(resolve: () => void, reject: (e: unknown) => void): Promise<void> {
+  async #run(
+    backoff: Backoff,
+    resolve: () => void,
+    reject: (e: unknown) => void,
+  ): Promise<void> {
     const { clock, where } = this.#o;
     const log = this.#o.log;
-    const backoff = new Backoff(this.#o.random, this.#o.reconnectTableS ?? RECONNECT_TABLE_S);
     const signal = this.#stop.signal;
     const outer = this.#o.signal;
     const onOuterAbort = () => {
