@@ -29,7 +29,6 @@ import {
   provisionCmd,
   type ProvisionOptions,
   randomBytes,
-  randomToken,
   rootKeyOf,
   show,
   snapshot,
@@ -37,7 +36,7 @@ import {
   useWork,
 } from "./support/cli.ts";
 import { keyFile, P, runBadCases } from "./support/cli_bad_cases.ts";
-import { putTokens, sealedBody, withDevice } from "./support/cli_device.ts";
+import { putUserTokens, sealedBody, withDevice } from "./support/cli_device.ts";
 import { assertNoSecretInTranscript, secrets } from "./support/cli_secrets.ts";
 import {
   checkProvision,
@@ -366,13 +365,7 @@ test("repair: a damaged or lost identity comes back the same (serial, device key
 
 test("provision of a device whose OTP holds a key but whose identity is gone clears the old records", async () => {
   const d = copyDevice(signed(), work);
-  const sealed = putTokens(d, {
-    access: randomToken("Atza|", 200),
-    refresh: randomToken("Atzr|", 200),
-    scopes: ["alexa:all"],
-    expiresAt: Date.now() + 3600_000,
-    clientId: signedReport.client_id as string,
-  });
+  const sealed = putUserTokens(d, signedReport.client_id as string);
   const oldKey = withDevice(d, (device) => {
     device.store.delete(RecordType.IDENTITY);
     return device.store.get(RecordType.DEVICE_KEY)!.data;
@@ -423,13 +416,7 @@ test("provision of a device whose OTP holds a key but whose identity is gone cle
 
 test("provision refuses a device whose store holds any damaged record: 73, nothing changed", async () => {
   const d = copyDevice(signed(), work);
-  const sealed = putTokens(d, {
-    access: randomToken("Atza|", 200),
-    refresh: randomToken("Atzr|", 200),
-    scopes: ["alexa:all"],
-    expiresAt: Date.now() + 3600_000,
-    clientId: signedReport.client_id as string,
-  });
+  const sealed = putUserTokens(d, signedReport.client_id as string);
   // No identity (as after an interrupted provisioning) and a damaged token record.
   withDevice(d, (device) => device.store.delete(RecordType.IDENTITY));
   const body = sealedBody(sealed, SIGNED_SERIAL);

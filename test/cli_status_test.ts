@@ -37,7 +37,13 @@ import {
   status,
   useWork,
 } from "./support/cli.ts";
-import { deviceSeed, putTokens, sealedBody, withDevice } from "./support/cli_device.ts";
+import {
+  deviceSeed,
+  putTokens,
+  putUserTokens,
+  sealedBody,
+  withDevice,
+} from "./support/cli_device.ts";
 import {
   assertNoSecretIn,
   assertNoSecretInFlash,
@@ -404,13 +410,7 @@ test("logout and factory-reset delete the user's records even when the identity 
     IDENTITY_DAMAGE.flatMap(({ name, damage, says }) =>
       (["logout", "factory-reset"] as const).map(async (cmd) => {
         const d = copyDevice(signed(), work);
-        const sealed = putTokens(d, {
-          access: randomToken("Atza|", 200),
-          refresh: randomToken("Atzr|", 200),
-          scopes: ["alexa:all"],
-          expiresAt: Date.now() + 3600_000,
-          clientId: signedReport.client_id as string,
-        });
+        const sealed = putUserTokens(d, signedReport.client_id as string);
         const scopes = withDevice(d, (device) => {
           device.vault().put(RecordType.SCOPES, encodeCbor({ granted: ["alexa:all"] }));
           return device.store.get(RecordType.SCOPES)!.data;

@@ -9,7 +9,7 @@ import { Device } from "../../src/device.ts";
 import { decodeCbor } from "../../src/cbor.ts";
 import { RecordType } from "../../src/records/types.ts";
 import { encodeTokenRecord } from "../../src/records/token.ts";
-import { type DeviceDir, latin1 } from "./cli.ts";
+import { type DeviceDir, latin1, randomToken } from "./cli.ts";
 
 /** Opens the device in this process, runs `fn`, closes it. */
 export function withDevice<T>(d: DeviceDir, fn: (device: Device) => T): T {
@@ -53,6 +53,17 @@ export function putTokens(d: DeviceDir, t: {
     const rec = device.store.get(RecordType.TOKENS);
     assert.ok(rec !== null);
     return rec!.data;
+  });
+}
+
+/** A user's link as the daemon seals it: random 200-character tokens for alexa:all, an hour left. */
+export function putUserTokens(d: DeviceDir, clientId: string): Uint8Array {
+  return putTokens(d, {
+    access: randomToken("Atza|", 200),
+    refresh: randomToken("Atzr|", 200),
+    scopes: ["alexa:all"],
+    expiresAt: Date.now() + 3600_000,
+    clientId,
   });
 }
 
