@@ -257,15 +257,17 @@ export class Peer {
 }
 
 /**
- * A TCP proxy in front of a broker. `cut()` drops every connection through it at once, with no
- * MQTT DISCONNECT: to the broker, the client vanished (its last will is published).
+ * What both proxies share: a loopback listener, a connection to the broker for each client,
+ * the open connections (`cut()` drops them all at once, with no MQTT DISCONNECT), and close().
+ * A subclass moves the bytes (`relay`).
  */
-export class TcpProxy {
+abstract class LoopbackProxy {
   readonly port: number;
+  /** Connections accepted so far. */
+  connections = 0;
   readonly #listener: Deno.Listener;
   readonly #conns = new Set<Deno.Conn>();
-  #accepting: Promise<void>;
-  #frozen = false;
+  readonly #accepting: Promise<void>;
 
   constructor(targetPort: number) {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -273,7 +275,7 @@ export class TcpProxy {
     this.port = (listener.addr as Deno.NetAddr).port;
     this.#accepting = (async () => {
       for await (const inbound of listener) {
-        this.#pipe(inbound, targetPort).catch(() => {});
+        this.#pipe(inbound, targetPort, ++this.connections).catch(() => {});
       }
     })().catch(() => {});
   }
@@ -282,7 +284,10 @@ export class TcpProxy {
     return `mqtt://127.0.0.1:${this.port}`;
   }
 
-  async #pipe(inbound: Deno.Conn, targetPort: number): Promise<void> {
+  /** Moves bytes both ways until either side ends; `n` numbers the connection from 1. */
+  protected abstract relay(inbound: Deno.Conn, outbound: Deno.Conn, n: number): Promise<void>;
+
+  async #pipe(inbound: Deno.Conn, targetPort: number, n: number): Promise<void> {
     let outbound: Deno.Conn;
     try {
       outbound = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
@@ -292,31 +297,17 @@ export class TcpProxy {
     }
     this.#conns.add(inbound);
     this.#conns.add(outbound);
-    const copy = async (from: Deno.Conn, to: Deno.Conn) => {
-      const buf = new Uint8Array(65536);
-      try {
-        for (;;) {
-          const n = await from.read(buf);
-          if (n === null) break;
-          if (this.#frozen) continue; // a network that swallows everything
-          let off = 0;
-          while (off < n) off += await to.write(buf.subarray(off, n));
-        }
-      } catch { /* cut */ }
-      for (const c of [from, to]) {
+    try {
+      await this.relay(inbound, outbound, n);
+    } finally {
+      for (const c of [inbound, outbound]) {
         if (this.#conns.delete(c)) {
           try {
             c.close();
           } catch { /* closed */ }
         }
       }
-    };
-    await Promise.all([copy(inbound, outbound), copy(outbound, inbound)]);
-  }
-
-  /** From now on, bytes through the proxy are swallowed: the connections stay open, mute. */
-  freeze(): void {
-    this.#frozen = true;
+    }
   }
 
   /** Closes every proxied connection abruptly. */
@@ -333,6 +324,40 @@ export class TcpProxy {
     this.cut();
     this.#listener.close();
     await this.#accepting;
+  }
+}
+
+/**
+ * A TCP proxy in front of a broker. `cut()` drops every connection through it at once, with no
+ * MQTT DISCONNECT: to the broker, the client vanished (its last will is published).
+ */
+export class TcpProxy extends LoopbackProxy {
+  #frozen = false;
+
+  protected async relay(inbound: Deno.Conn, outbound: Deno.Conn): Promise<void> {
+    const copy = async (from: Deno.Conn, to: Deno.Conn) => {
+      const buf = new Uint8Array(65536);
+      try {
+        for (;;) {
+          const n = await from.read(buf);
+          if (n === null) break;
+          if (this.#frozen) continue; // a network that swallows everything
+          let off = 0;
+          while (off < n) off += await to.write(buf.subarray(off, n));
+        }
+      } catch { /* cut */ }
+      for (const c of [from, to]) {
+        try {
+          c.close(); // the other direction ends too
+        } catch { /* closed */ }
+      }
+    };
+    await Promise.all([copy(inbound, outbound), copy(outbound, inbound)]);
+  }
+
+  /** From now on, bytes through the proxy are swallowed: the connections stay open, mute. */
+  freeze(): void {
+    this.#frozen = true;
   }
 }
 
@@ -456,35 +481,14 @@ function bodyStart(p: Uint8Array): number {
  * is the real broker's behaviour. `stall()` makes it a broker that answers nothing and reads
  * nothing more.
  */
-export class MqttProxy {
-  readonly port: number;
-  /** Connections accepted so far. */
-  connections = 0;
+export class MqttProxy extends LoopbackProxy {
   readonly withheld: BrokerPacket[] = [];
   /** Every packet from the broker, passed on or withheld. */
   readonly seen: BrokerPacket[] = [];
   /** True drops the broker's packet (the client never sees it). */
   withhold: (p: BrokerPacket) => boolean = () => false;
-  readonly #listener: Deno.Listener;
-  readonly #conns = new Set<Deno.Conn>();
-  readonly #accepting: Promise<void>;
   #stalled = false;
   #unstall: (() => void)[] = [];
-
-  constructor(targetPort: number) {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    this.#listener = listener;
-    this.port = (listener.addr as Deno.NetAddr).port;
-    this.#accepting = (async () => {
-      for await (const inbound of listener) {
-        this.#pipe(inbound, targetPort, ++this.connections).catch(() => {});
-      }
-    })().catch(() => {});
-  }
-
-  get url(): string {
-    return `mqtt://127.0.0.1:${this.port}`;
-  }
 
   /** From now on the broker answers nothing and nothing more is read from the clients. */
   stall(): void {
@@ -502,25 +506,14 @@ export class MqttProxy {
     return this.withheld.filter((p) => p.type === type);
   }
 
-  async #pipe(inbound: Deno.Conn, targetPort: number, n: number): Promise<void> {
-    let outbound: Deno.Conn;
-    try {
-      outbound = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
-    } catch {
-      inbound.close();
-      return;
-    }
-    this.#conns.add(inbound);
-    this.#conns.add(outbound);
+  protected async relay(inbound: Deno.Conn, outbound: Deno.Conn, n: number): Promise<void> {
     /** The client's QoS 1 publishes in flight: packet id → topic. */
     const topics = new Map<number, string>();
     const close = () => {
       for (const c of [inbound, outbound]) {
-        if (this.#conns.delete(c)) {
-          try {
-            c.close();
-          } catch { /* closed */ }
-        }
+        try {
+          c.close(); // the other direction ends too
+        } catch { /* closed */ }
       }
     };
     const copy = async (from: Deno.Conn, to: Deno.Conn, fromClient: boolean) => {
@@ -569,20 +562,8 @@ export class MqttProxy {
     await Promise.all([copy(inbound, outbound, true), copy(outbound, inbound, false)]);
   }
 
-  /** Closes every proxied connection abruptly. */
-  cut(): void {
-    for (const c of this.#conns) {
-      try {
-        c.close();
-      } catch { /* closed */ }
-    }
-    this.#conns.clear();
-  }
-
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     for (const r of this.#unstall.splice(0)) r();
-    this.cut();
-    this.#listener.close();
-    await this.#accepting;
+    await super.close();
   }
 }
