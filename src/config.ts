@@ -289,6 +289,11 @@ class Reader {
     throw problem(this.source, `${quote(path)} ${what}`);
   }
 
+  /** fail() with "must be `want`, got" and the value as it was given. */
+  mustBe(path: string, want: string, v: unknown): never {
+    return this.fail(path, `must be ${want}, got ${describeValue(v)}`);
+  }
+
   /** Rejects the first key of `obj` that is not in `known`. */
   keys(obj: Record<string, unknown>, at: string, known: readonly string[]): void {
     for (const key of Object.keys(obj)) {
@@ -307,7 +312,7 @@ class Reader {
   section(root: Record<string, unknown>, name: string, known: readonly string[]) {
     if (!Object.hasOwn(root, name)) return {};
     const v = root[name];
-    if (!isObject(v)) return this.fail(name, `must be an object, got ${describeValue(v)}`);
+    if (!isObject(v)) return this.mustBe(name, "an object", v);
     this.keys(v, name, known);
     return v;
   }
@@ -322,7 +327,7 @@ class Reader {
     const v = this.get(obj, key);
     if (v === undefined) return undefined;
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
-      this.fail(key, `must be a positive integer, got ${describeValue(v)}`);
+      this.mustBe(key, "a positive integer", v);
     }
     return v;
   }
@@ -331,7 +336,7 @@ class Reader {
     const v = this.get(obj, key);
     if (v === undefined) return undefined;
     if (typeof v !== "string" || v === "") {
-      this.fail(key, `must be a non-empty string, got ${describeValue(v)}`);
+      this.mustBe(key, "a non-empty string", v);
     }
     if (v.length > max) this.fail(key, `must be at most ${max} characters, got ${v.length}`);
     if (hasControl(v)) {
@@ -354,10 +359,7 @@ class Reader {
     const v = this.get(obj, key);
     if (v === undefined) return undefined;
     if (typeof v !== "string" || !(allowed as readonly string[]).includes(v)) {
-      this.fail(
-        key,
-        `must be one of ${allowed.map((x) => `"${x}"`).join(", ")}, got ${describeValue(v)}`,
-      );
+      this.mustBe(key, `one of ${allowed.map((x) => `"${x}"`).join(", ")}`, v);
     }
     return v as T;
   }
@@ -367,7 +369,7 @@ class Reader {
     if (v === undefined) return undefined;
     const want = `a URL with scheme ${schemes.map((s) => s.slice(0, -1)).join(", ")}`;
     if (typeof v !== "string" || v === "") {
-      this.fail(key, `must be ${want}, got ${describeValue(v)}`);
+      this.mustBe(key, want, v);
     }
     // A URL is echoed without its user info: that part may hold a password.
     const shown = describeValue(v.replace(/\/\/[^/?#]*@/, "//...@"));
@@ -395,7 +397,7 @@ class Reader {
   private list(obj: Record<string, unknown>, key: string, what: string): unknown[] | undefined {
     const v = this.get(obj, key);
     if (v === undefined) return undefined;
-    if (!Array.isArray(v)) this.fail(key, `must be an array of ${what}, got ${describeValue(v)}`);
+    if (!Array.isArray(v)) this.mustBe(key, `an array of ${what}`, v);
     return v;
   }
 
@@ -410,18 +412,13 @@ class Reader {
     v.forEach((s, i) => {
       const at = `${key}[${i}]`;
       if (typeof s !== "string" || s === "") {
-        this.fail(at, `must be a non-empty string, got ${describeValue(s)}`);
+        this.mustBe(at, "a non-empty string", s);
       }
       if (s.length > MAX_SCOPE_CHARS) {
         this.fail(at, `must be at most ${MAX_SCOPE_CHARS} characters, got ${s.length}`);
       }
       if (!isScopeToken(s)) {
-        this.fail(
-          at,
-          `must be one scope: printable ASCII without spaces, quotes or backslashes, got ${
-            describeValue(s)
-          }`,
-        );
+        this.mustBe(at, "one scope: printable ASCII without spaces, quotes or backslashes", s);
       }
       if (out.includes(s)) this.fail(at, `repeats scope ${describeValue(s)}`);
       out.push(s);
@@ -434,11 +431,11 @@ class Reader {
     const v = this.get(obj, key);
     if (v === undefined) return undefined;
     if (typeof v !== "string") {
-      this.fail(key, `must be a non-empty string, got ${describeValue(v)}`);
+      this.mustBe(key, "a non-empty string", v);
     }
     const why = prefixProblem(v);
     if (why !== null) {
-      this.fail(key, `must be an MQTT topic prefix: ${why}, got ${describeValue(v)}`);
+      this.mustBe(key, `an MQTT topic prefix: ${why}`, v);
     }
     return v;
   }
@@ -450,10 +447,7 @@ class Reader {
     v.forEach((o, i) => {
       const at = `${key}[${i}]`;
       if (typeof o !== "string" || !(OUTPUTS as readonly string[]).includes(o)) {
-        this.fail(
-          at,
-          `must be one of ${OUTPUTS.map((x) => `"${x}"`).join(", ")}, got ${describeValue(o)}`,
-        );
+        this.mustBe(at, `one of ${OUTPUTS.map((x) => `"${x}"`).join(", ")}`, o);
       }
       if (out.includes(o as Output)) this.fail(at, `repeats output ${describeValue(o)}`);
       out.push(o as Output);
@@ -465,7 +459,7 @@ class Reader {
     const v = this.text(obj, key, 35);
     if (v === undefined) return undefined;
     if (!LANG_TAG.test(v)) {
-      this.fail(key, `must be a BCP 47 language tag such as "en-US", got ${describeValue(v)}`);
+      this.mustBe(key, 'a BCP 47 language tag such as "en-US"', v);
     }
     return v;
   }

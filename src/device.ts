@@ -11,7 +11,7 @@ import { createFileAtomically, type Fail, openRegularFile, readAtMost, reasonOf 
 import type { Config } from "./config.ts";
 import { Code, LinkdError } from "./errors.ts";
 import type { FlashDriver } from "./flash/driver.ts";
-import { NorEmulator } from "./flash/nor_emulator.ts";
+import { NorEmulator, wrongSize } from "./flash/nor_emulator.ts";
 import { OtpStore } from "./seal/otp.ts";
 import type { SignedIdentity } from "./records/identity.ts";
 import { RecordStore } from "./store/record_store.ts";
@@ -163,10 +163,7 @@ export class Device {
     }
     if (image.length !== size) {
       const n = image.length > size ? `more than ${size}` : String(image.length);
-      throw new LinkdError(
-        Code.FLASH_GEOMETRY,
-        `Cannot open flash file ${path}: it is ${n} bytes but the geometry size is ${size} bytes`,
-      );
+      throw wrongSize(`open flash file ${path}`, n, size);
     }
     return new Device(config, NorEmulator.fromImage(image, config.flash), otp, null, fx);
   }

@@ -24,6 +24,7 @@ import { encodeCbor } from "../cbor.ts";
 import type { Clock } from "../clock.ts";
 import type { IncomingMessage, PublishOptions, PublishProperties } from "./mqtt/mod.ts";
 import { describeError } from "./log.ts";
+import { topicNameProblem } from "./mqtt/validate.ts";
 import { BusCode, type CommandName, type CommandOptions, type CommandReply } from "../contract.ts";
 import { errorReply, isCommandName, isTokenReply, parseCommand, replyPayload } from "./payloads.ts";
 import { DEFAULT_COMMAND_RATE, type RateLimit, TokenBucket } from "./rate_limit.ts";
@@ -54,11 +55,6 @@ export interface DispatchOptions {
   handlerTimeoutMs?: number | undefined;
   /** One line per event; never holds a payload or a secret. */
   log: (line: string) => void;
-}
-
-/** Wildcards and NUL have no place in a topic linkd publishes to. */
-function notPlainTopic(t: string): boolean {
-  return t.includes("+") || t.includes("#") || t.includes("\0");
 }
 
 /** A handler's answer is one of the two reply shapes; anything else is the handler's bug. */
@@ -94,7 +90,7 @@ export class Dispatcher {
     const base = `${this.#o.prefix}/reply/`;
     if (
       typeof t !== "string" || !t.startsWith(base) || t.length === base.length ||
-      t.length > 256 || notPlainTopic(t)
+      t.length > 256 || topicNameProblem(t) !== null
     ) {
       this.#o.log(
         `ignoring response topic ${JSON.stringify(String(t).slice(0, 80))}: not under ${base}`,

@@ -55,6 +55,14 @@ export interface NorStats {
 const DEFAULT_ENDURANCE = 100_000;
 const DEFAULT_SEED = 1;
 
+/** FLASH_GEOMETRY for an image or file whose length (`length` bytes) is not the geometry's. */
+export function wrongSize(what: string, length: number | string, size: number): LinkdError {
+  return new LinkdError(
+    Code.FLASH_GEOMETRY,
+    `Cannot ${what}: it is ${length} bytes but the geometry size is ${size} bytes`,
+  );
+}
+
 /** An emulated SPI NOR part. Build one with `memory`, `fromImage` or `openFile`. */
 export class NorEmulator implements FlashDriver {
   readonly geometry: FlashGeometry;
@@ -106,10 +114,7 @@ export class NorEmulator implements FlashDriver {
     const g = checkGeometry(geometry);
     checkOptions(options);
     if (image.length !== g.size) {
-      throw new LinkdError(
-        Code.FLASH_GEOMETRY,
-        `Cannot load flash image: it is ${image.length} bytes but the geometry size is ${g.size} bytes`,
-      );
+      throw wrongSize("load flash image", image.length, g.size);
     }
     return new NorEmulator(g, image.slice(), options, null, "");
   }
@@ -130,10 +135,7 @@ export class NorEmulator implements FlashDriver {
         throw new LinkdError(Code.FLASH_IO, `Cannot open flash file ${path}: not a regular file`);
       }
       if (info.size !== g.size) {
-        throw new LinkdError(
-          Code.FLASH_GEOMETRY,
-          `Cannot open flash file ${path}: it is ${info.size} bytes but the geometry size is ${g.size} bytes`,
-        );
+        throw wrongSize(`open flash file ${path}`, info.size, g.size);
       }
       const data = new Uint8Array(g.size);
       readFully(file, data, path);

@@ -173,12 +173,7 @@ export class OtpStore {
     if (rootKey.every((b) => b === 0) || rootKey.every((b) => b === 0xff)) {
       throw invalidArgument("OtpStore.program() root key must be random, not all 0x00 or all 0xFF");
     }
-    if (this.state() === "programmed") {
-      throw new LinkdError(
-        Code.OTP_PROGRAMMED,
-        `Cannot program root key: OTP key store ${this.path} is already programmed`,
-      );
-    }
+    if (this.state() === "programmed") throw this.#taken("is already programmed");
 
     const image = new Uint8Array(binding ? OTP_FILE_BYTES : OTP_V1_FILE_BYTES);
     image.set(binding ? MAGIC : V1_MAGIC, 0);
@@ -197,12 +192,15 @@ export class OtpStore {
       (binding ? back.binding !== null && timingSafeEqual(back.binding, binding) : !back.binding);
     if (back) wipe(back.rootKey);
     if (back?.binding) wipe(back.binding);
-    if (!ok) {
-      throw new LinkdError(
-        Code.OTP_CORRUPT,
-        `Cannot program root key: OTP key store ${this.path} reads back differently`,
-      );
-    }
+    if (!ok) throw this.#taken("reads back differently", Code.OTP_CORRUPT);
+  }
+
+  /** OTP_PROGRAMMED (or `code`) for a part that cannot take the root key: `what` says why. */
+  #taken(
+    what: string,
+    code: typeof Code.OTP_PROGRAMMED | typeof Code.OTP_CORRUPT = Code.OTP_PROGRAMMED,
+  ): LinkdError {
+    return new LinkdError(code, `Cannot program root key: OTP key store ${this.path} ${what}`);
   }
 
   /** A copy of the valid image of a programmed part, or null for a blank one; OTP_CORRUPT. */
@@ -294,11 +292,6 @@ export class OtpStore {
         `Cannot program root key: cannot write OTP key store ${this.path}: ${why}; it was left blank`,
         cause === undefined ? undefined : { cause },
       );
-    const taken = (what: string) =>
-      new LinkdError(
-        Code.OTP_PROGRAMMED,
-        `Cannot program root key: OTP key store ${this.path} ${what}`,
-      );
     // An existing empty file (a blank part someone created) is written in place, checked to be
     // still empty, and cut back to empty if the write fails; a missing one is created whole
     // (files.ts createFileAtomically), never over a file another provisioner created.
@@ -315,12 +308,12 @@ export class OtpStore {
       const made = createFileAtomically(this.path, (f) => writeAll(f, image), cannot, {
         mode: 0o600,
       });
-      if (made === "exists") throw taken("was created by someone else");
+      if (made === "exists") throw this.#taken("was created by someone else");
       return;
     }
     const file = opened.file;
     try {
-      if (opened.info.size !== 0) throw taken("is no longer blank");
+      if (opened.info.size !== 0) throw this.#taken("is no longer blank");
       try {
         writeAll(file, image);
         file.syncSync();

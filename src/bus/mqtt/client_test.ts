@@ -572,11 +572,12 @@ test("publish() sends the MQTT 5 properties, and none with MQTT 3.1.1", async ()
   assert.equal((await r.conn.expect("publish")).properties, {});
 });
 
-test("publish() refuses a wildcard topic, a bad QoS and a lone surrogate with TypeErrors", async () => {
+test("publish() refuses a wildcard or NUL topic, a bad QoS and a lone surrogate with TypeErrors", async () => {
   const { client, conn } = await connected();
   for (
     const [t, o] of [
       ["a/+", { qos: 0 }],
+      ["a\u0000b", { qos: 0 }], // U+0000 has no place in a Topic Name (MQTT 5 section 4.7.3)
       ["", { qos: 0 }],
       ["a", { qos: 2 }],
       ["a\ud800", { qos: 0 }],

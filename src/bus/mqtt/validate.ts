@@ -193,11 +193,18 @@ export function checkBytes(v: unknown, what: string, max = Infinity): Uint8Array
   return v;
 }
 
-/** A Topic Name: 1..65535 bytes of UTF-8, no wildcard, no U+0000. */
+/** Why `v` is not a Topic Name (not empty, no wildcard, no U+0000), or null when it is one. */
+export function topicNameProblem(v: string): string | null {
+  if (v === "") return "empty";
+  if (/[+#]/.test(v)) return "holds a wildcard (+ or #)";
+  return v.includes("\0") ? "holds U+0000" : null;
+}
+
+/** A Topic Name: 1..65535 bytes of UTF-8 (checkString), no wildcard, no U+0000. */
 export function checkTopicName(v: unknown, what: string): string {
   checkString(v, what);
-  if (v === "") throw invalidArgument(`Invalid ${what}: empty`);
-  if (/[+#]/.test(v)) throw invalidArgument(`Invalid ${what}: holds a wildcard (+ or #)`);
+  const why = topicNameProblem(v);
+  if (why !== null) throw invalidArgument(`Invalid ${what}: ${why}`);
   return v;
 }
 
