@@ -51,6 +51,32 @@ test("--version prints `linkd <semver>`, --help names every subcommand", async (
   }
 });
 
+test("help, version, -V, SUBCOMMAND --help, -c; a bare linkd is the usage, one line on stderr, exit 64", async () => {
+  const d = copyDevice(signed(), work);
+  const [bare, version, v, help, statusHelp, viaC] = await Promise.all([
+    linkd([], work),
+    linkd(["version"], work),
+    linkd(["-V"], work),
+    linkd(["help"], work),
+    linkd(["status", "--help"], work),
+    linkd(["status", "--json", "-c", d.config], work),
+  ]);
+  assert.is(bare.code, 64);
+  assert.match(bare.stdout, /^linkd: the account-linking runtime[^]*\nUsage:\n {2}linkd run /);
+  assert.is(
+    bare.stderr,
+    "linkd: no subcommand given; see 'linkd --help'\n",
+    "one line (CONTRACT 1)",
+  );
+  assert.is(assertOk(version), `linkd ${VERSION}\n`);
+  assert.is(assertOk(v), `linkd ${VERSION}\n`);
+  assert.match(assertOk(help), /^linkd: the account-linking runtime[^]*linkd help \[SUBCOMMAND\]/);
+  const sh = assertOk(statusHelp);
+  assert.match(sh, /^Usage: linkd status \[-c FILE\] \[--json\]\n/);
+  assert.match(sh, /\n {2}-c, --config FILE .*LINKD_CONFIG, then \/etc\/linkd\/linkd\.json\)\n/);
+  assert.is(oneJsonLine(viaC).serial, SIGNED_SERIAL);
+});
+
 // ---- section 1: bad input ------------------------------------------------------------------
 
 test("bad command lines: exit 64, one line, nothing touched", async () => {
@@ -85,7 +111,13 @@ test("bad command lines: exit 64, one line, nothing touched", async () => {
       name: "unknown subcommand",
       code: 64,
       args: (d) => ["provison", "--config", d.config],
-      mentions: () => "provison",
+      mentions: () => "linkd: 'provison' is not a linkd command; see 'linkd --help'",
+    },
+    {
+      name: "unknown short option",
+      code: 64,
+      args: (d) => ["status", "-x", "-c", d.config],
+      mentions: () => "Unknown option '-x' for linkd status; see 'linkd status --help'",
     },
     {
       name: "missing --serial",

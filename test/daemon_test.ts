@@ -234,7 +234,7 @@ while True:
 }
 
 run(
-  "linkd run under systemd: READY=1 after the first state is on the bus, then WATCHDOG=1",
+  "linkd run under systemd: STATUS=, READY=1 after the first state, WATCHDOG=1, journal levels",
   async () => {
     const dir = Deno.makeTempDirSync({ prefix: "linkd-notify-" });
     const auth = startAuthServer({ clients: [{ clientId: CLIENT }] });
@@ -251,10 +251,25 @@ run(
       for (let i = 0; i < 100 && !sock.lines.includes("ready"); i++) {
         await new Promise((r) => setTimeout(r, 20));
       }
-      daemon = linkd(["run", "--config", "linkd.json"], dir, {
-        NOTIFY_SOCKET: `${dir}/notify.sock`,
-        WATCHDOG_USEC: "400000",
-      });
+      // As systemd starts it: JOURNAL_STREAM names the stream stderr is (here: the pipe).
+      daemon = new Deno.Command("/bin/sh", {
+        args: [
+          "-c",
+          'JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec "$@"',
+          "sh",
+          Deno.execPath(),
+          "run",
+          "-A",
+          `${root}src/main.ts`,
+          "run",
+          "--config",
+          "linkd.json",
+        ],
+        cwd: dir,
+        env: { NO_COLOR: "1", NOTIFY_SOCKET: `${dir}/notify.sock`, WATCHDOG_USEC: "400000" },
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
       for (let i = 0; i < 500 && !sock.lines.includes("READY=1"); i++) {
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -265,9 +280,20 @@ run(
         await new Promise((r) => setTimeout(r, 20));
       }
       assert.ok(sock.lines.includes("WATCHDOG=1"), "the watchdog is fed");
+      // systemctl status shows where linkd is: the state, before READY=1.
+      assert.ok(
+        sock.lines.indexOf("STATUS=unprovisioned") >= 0 &&
+          sock.lines.indexOf("STATUS=unprovisioned") < sock.lines.indexOf("READY=1"),
+        `notify socket got: ${sock.lines}`,
+      );
       daemon.kill("SIGTERM");
-      assert.is((await daemon.status).code, 0);
+      const out = await daemon.output();
+      assert.is(out.code, 0);
       daemon = null;
+      // Every line carries its sd-daemon level: the state change is notice.
+      const log = new TextDecoder().decode(out.stderr).split("\n").filter((l) => l !== "");
+      assert.ok(log.includes("<5>linkd: state unprovisioned"), log.join("\n"));
+      assert.ok(log.every((l) => /^<[3-7]>/.test(l)), log.join("\n"));
     } finally {
       if (daemon) {
         daemon.kill("SIGKILL");

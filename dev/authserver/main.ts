@@ -9,7 +9,8 @@
  *
  * Without --client it serves one device client, DEFAULT_CLIENT_ID, enabled for `alexa:all` only
  * (so music scopes are refused as Amazon refuses them to a profile not in the beta).
- * A mistake on the command line (an unknown flag, a bad value) is one line on stderr, exit 64.
+ * A mistake on the command line (an unknown flag, a bad value) is one line on stderr, exit 64,
+ * worded as git words it: `authserver: Unknown option '--prot'; see 'deno task authserver --help'`.
  */
 
 import { REFRESH_REFUSALS, type RefreshRefusal, type RefusalStyle } from "./clients.ts";
@@ -53,6 +54,12 @@ export interface Options {
   approve: boolean;
   json: boolean;
   help: boolean;
+}
+
+/** Shows a piece of the command line in a message: one line (escaped), at most 60 characters. */
+function quote(s: string): string {
+  const t = JSON.stringify(s).slice(1, -1);
+  return t.length <= 60 ? t : `${t.slice(0, 57)}...`;
 }
 
 /** Parses the command line; throws an Error with a one-line message for a mistake. */
@@ -149,8 +156,8 @@ export function parseArgs(args: string[]): Options {
       default:
         throw new Error(
           arg.startsWith("-")
-            ? `Unknown flag ${JSON.stringify(flag)}`
-            : `Unexpected argument ${JSON.stringify(arg)}`,
+            ? `Unknown option '${quote(flag)}'`
+            : `Unexpected argument '${quote(arg)}'`,
         );
     }
   }
@@ -170,7 +177,7 @@ async function main(args: string[]): Promise<number> {
   try {
     options = parseArgs(args);
   } catch (e) {
-    console.error(`authserver: ${(e as Error).message} (see --help)`);
+    console.error(`authserver: ${(e as Error).message}; see 'deno task authserver --help'`);
     return 64;
   }
   if (options.help) {

@@ -205,7 +205,24 @@ test("deno task authserver: a bad argument or an unknown flag exits 64 with one 
     const err = new TextDecoder().decode(out.stderr).trim();
     assert.is(err.split("\n").length, 1, err);
     assert.match(err, named);
+    assert.match(err, /^authserver: .*; see 'deno task authserver --help'$/);
   }
+});
+
+test("parseArgs() words an unknown option or a stray argument as git does", () => {
+  const message = (args: string[]) => {
+    try {
+      parseArgs(args);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return assert.unreachable(JSON.stringify(args));
+  };
+  assert.is(message(["--prot", "1"]), "Unknown option '--prot'");
+  assert.is(message(["--prot=1"]), "Unknown option '--prot'");
+  assert.is(message(["-x"]), "Unknown option '-x'");
+  assert.is(message(["stray"]), "Unexpected argument 'stray'");
+  assert.is(message(["two\nlines"]), "Unexpected argument 'two\\nlines'");
 });
 
 test.run();

@@ -1,10 +1,27 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Code, Exit, LinkdError } from "../errors.ts";
-import { parseArgs, USAGE_TEXT } from "./args.ts";
+import { helpText, parseArgs, type Subcommand, USAGE_TEXT } from "./args.ts";
 
-/** Expects a one-line Code.USAGE error that points to `linkd --help`; returns the message. */
-function usageError(argv: string[], mentions?: string): string {
+const SUBCOMMANDS: readonly Subcommand[] = [
+  "run",
+  "status",
+  "provision",
+  "repair",
+  "logout",
+  "factory-reset",
+  "help",
+  "version",
+];
+
+/**
+ * Expects a one-line Code.USAGE error that points, as git does, to the help of the subcommand
+ * typed (`see 'linkd status --help'`), or to `linkd --help` without one, or to `see`; returns
+ * the message.
+ */
+function usageError(argv: string[], mentions?: string, see?: string): string {
+  const sub = SUBCOMMANDS.find((s) => s === argv[0]);
+  const help = see ?? (sub === undefined ? "linkd --help" : `linkd ${sub} --help`);
   try {
     parseArgs(argv);
   } catch (e) {
@@ -13,7 +30,7 @@ function usageError(argv: string[], mentions?: string): string {
     assert.is(err.code, Code.USAGE, err.message);
     assert.is(err.exitCode, Exit.USAGE);
     assert.not.match(err.message, "\n");
-    assert.ok(err.message.endsWith("; see linkd --help"), err.message);
+    assert.ok(err.message.endsWith(`; see '${help}'`), `expected see '${help}': ${err.message}`);
     if (mentions !== undefined) {
       assert.ok(err.message.includes(mentions), `expected ${mentions} in: ${err.message}`);
     }
@@ -25,19 +42,90 @@ function usageError(argv: string[], mentions?: string): string {
 
 const PROVISION = ["provision", "--serial", "SN1", "--product-id", "PID", "--client-id", "CID"];
 
-test("parseArgs() gives help for no arguments, --help and -h", () => {
-  assert.equal(parseArgs([]), { cmd: "help" });
+test("parseArgs() gives help for --help, -h and help; the usage (exit 64) for no arguments", () => {
+  assert.equal(parseArgs([]), { cmd: "usage" });
   assert.equal(parseArgs(["--help"]), { cmd: "help" });
   assert.equal(parseArgs(["-h"]), { cmd: "help" });
-  assert.equal(parseArgs(["run", "--help"]), { cmd: "help" });
-  assert.equal(parseArgs(["provision", "-h"]), { cmd: "help" });
+  assert.equal(parseArgs(["help"]), { cmd: "help" });
 });
 
-test("parseArgs() gives version for --version alone", () => {
+test("parseArgs() gives a subcommand's help for SUBCOMMAND --help or -h, and help SUBCOMMAND", () => {
+  for (const sub of SUBCOMMANDS) {
+    assert.equal(parseArgs([sub, "--help"]), { cmd: "help", topic: sub }, sub);
+    assert.equal(parseArgs([sub, "-h"]), { cmd: "help", topic: sub }, sub);
+    assert.equal(parseArgs(["help", sub]), { cmd: "help", topic: sub }, sub);
+    assert.equal(parseArgs(["--help", sub]), { cmd: "help", topic: sub }, sub);
+  }
+  // After other options, and before a missing required one: help wins, as with git.
+  assert.equal(parseArgs(["provision", "--serial", "S", "-h"]), {
+    cmd: "help",
+    topic: "provision",
+  });
+  assert.equal(parseArgs(["status", "-c", "x", "--help"]), { cmd: "help", topic: "status" });
+  usageError(["help", "frob"], "'frob' is not a linkd command", "linkd --help");
+  usageError(["help", "status", "run"], "'run'");
+  usageError(["help", "--json"], "--json");
+  usageError(["--help", "frob"], "'frob'", "linkd --help");
+});
+
+test("parseArgs() gives version for --version, -V and version, alone", () => {
   assert.equal(parseArgs(["--version"]), { cmd: "version" });
+  assert.equal(parseArgs(["-V"]), { cmd: "version" });
+  assert.equal(parseArgs(["version"]), { cmd: "version" });
   usageError(["--version", "run"], "--version");
   usageError(["--version", "--json"], "--version");
+  usageError(["-V", "run"], "-V");
+  usageError(["version", "--json"], "--json");
+  usageError(["version", "run"], "'run'");
   usageError(["run", "--version"], "--version");
+  usageError(["run", "-V"], "-V");
+});
+
+test("parseArgs() takes -c FILE and -cFILE for --config, in every subcommand that has it", () => {
+  for (const cmd of ["run", "logout", "factory-reset"] as const) {
+    assert.equal(parseArgs([cmd, "-c", "/etc/x.json"]), { cmd, config: "/etc/x.json" });
+    assert.equal(parseArgs([cmd, "-c/etc/y.json"]), { cmd, config: "/etc/y.json" });
+    assert.equal(parseArgs([cmd, "-c", "-"]), { cmd, config: "-" });
+  }
+  assert.equal(parseArgs(["status", "--json", "-c", "c.json"]), {
+    cmd: "status",
+    config: "c.json",
+    json: true,
+  });
+  assert.equal(parseArgs([...PROVISION, "-c", "p.json"]), {
+    cmd: "provision",
+    config: "p.json",
+    serial: "SN1",
+    productId: "PID",
+    clientId: "CID",
+  });
+  usageError(["run", "-c"], "-c needs a value");
+  usageError(["run", "-c", ""], "-c needs a value");
+  usageError(["run", "-c", "--json"], "-c needs a value");
+  usageError(["run", "-c=/x.json"], "-c FILE");
+  usageError(["run", "-c", "a", "--config", "b"], "--config is given twice");
+  usageError(["run", "--config=a", "-cb"], "--config is given twice");
+  usageError(["version", "-c", "x"], "'-c'");
+  usageError(["-c", "x", "status"], "'-c' before the subcommand");
+});
+
+test("parseArgs() words its refusals as git does, naming what was typed", () => {
+  assert.is(
+    usageError(["frob"]),
+    "'frob' is not a linkd command; see 'linkd --help'",
+  );
+  assert.is(
+    usageError(["status", "--jsn"]),
+    "Unknown option '--jsn' for linkd status; see 'linkd status --help'",
+  );
+  assert.is(
+    usageError(["logout", "-f"]),
+    "Unknown option '-f' for linkd logout; see 'linkd logout --help'",
+  );
+  assert.is(
+    usageError(["status", "extra"]),
+    "Unexpected argument 'extra' for linkd status; see 'linkd status --help'",
+  );
 });
 
 test("parseArgs() parses run, logout and factory-reset with and without --config", () => {
@@ -121,11 +209,11 @@ test("parseArgs() keeps values as given, including = and odd characters", () => 
 });
 
 test("parseArgs() rejects an unknown subcommand", () => {
-  usageError(["start"], '"start"');
-  usageError(["Run"], '"Run"');
-  usageError(["help"], '"help"');
-  usageError(["version"], '"version"');
-  usageError(["factory_reset"], '"factory_reset"');
+  usageError(["start"], "'start'");
+  usageError(["Run"], "'Run'");
+  usageError(["Help"], "'Help'");
+  usageError(["versions"], "'versions'");
+  usageError(["factory_reset"], "'factory_reset'");
 });
 
 test("parseArgs() rejects a flag before the subcommand", () => {
@@ -231,6 +319,71 @@ test("USAGE_TEXT lists the contract's command lines", () => {
     ]
   ) {
     assert.ok(USAGE_TEXT.includes(line), line);
+  }
+});
+
+test("helpText() gives each subcommand's synopsis and one line per option with its default", () => {
+  const lines = (sub: Subcommand) => helpText(sub).split("\n");
+  const row = (sub: Subcommand, option: string) => {
+    const found = lines(sub).filter((l) => new RegExp(`^  (-\\w, )? *${option}\\b`).test(l));
+    assert.is(found.length, 1, `${sub}: one line for ${option}:\n${helpText(sub)}`);
+    return found[0]!;
+  };
+  for (const sub of ["run", "status", "provision", "repair", "logout", "factory-reset"] as const) {
+    assert.ok(lines(sub)[0]!.startsWith(`Usage: linkd ${sub} [-c FILE]`), helpText(sub));
+    assert.match(
+      row(sub, "--config"),
+      /^ {2}-c, --config FILE +.*\$LINKD_CONFIG, then \/etc\/linkd\/linkd\.json/,
+    );
+    assert.match(row(sub, "--help"), /^ {2}-h, --help /);
+  }
+  assert.match(row("status", "--json"), /default: text/);
+  assert.match(helpText("status"), /^Usage: linkd status \[-c FILE\] \[--json\]$/m);
+  for (const sub of ["provision", "repair"] as const) {
+    assert.match(
+      helpText(sub),
+      new RegExp(
+        `^Usage: linkd ${sub} \\[-c FILE\\] --serial SN --product-id PID --client-id CID ` +
+          "\\[--line-key FILE\\] \\[--record-out FILE\\]$",
+        "m",
+      ),
+    );
+    for (const o of ["--serial", "--product-id", "--client-id"]) {
+      assert.match(row(sub, o), /\(required\)$/);
+    }
+    assert.match(row(sub, "--line-key"), /default: unsigned/);
+    assert.match(row(sub, "--record-out"), /default: not written/);
+  }
+  assert.match(helpText("help"), /^Usage: linkd help \[SUBCOMMAND\]$/m);
+  assert.match(helpText("version"), /^Usage: linkd version$/m);
+});
+
+test("helpText() lists exactly the options the parser takes", () => {
+  for (const sub of SUBCOMMANDS) {
+    const listed = [...helpText(sub).matchAll(/^ {2}(?:-\w, | {4})--([a-z-]+)/gm)].map((m) =>
+      m[1]!
+    );
+    for (const name of listed) {
+      if (name === "help") continue;
+      // Accepted: whatever the parser says next, it is not that the option is unknown.
+      let msg = "";
+      try {
+        parseArgs([sub, `--${name}`, "v"]);
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      assert.not.match(msg, "Unknown option", `${sub} --${name}`);
+    }
+    for (const name of ["json", "serial", "line-key", "config"]) {
+      if (listed.includes(name)) continue;
+      usageError([sub, `--${name}`, "v"], `Unknown option '--${name}'`);
+    }
+  }
+});
+
+test("USAGE_TEXT names help, version, -V and -c", () => {
+  for (const s of ["linkd help [SUBCOMMAND]", "linkd -V", "version", "-c FILE", "--help"]) {
+    assert.ok(USAGE_TEXT.includes(s), s);
   }
 });
 

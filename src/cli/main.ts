@@ -9,7 +9,7 @@ import { RecordType, USER_RECORDS } from "../records/types.ts";
 import { VERSION } from "../version.ts";
 import { oneLine } from "../text.ts";
 import { systemClock } from "../clock.ts";
-import { type Command, parseArgs, USAGE_TEXT } from "./args.ts";
+import { type Command, helpText, parseArgs, USAGE_TEXT } from "./args.ts";
 import { checkIdentityInputs, encodeEnvelope, type SignedIdentity } from "../records/identity.ts";
 
 // Each command's own code (the daemon, status, provisioning) is loaded when that command runs:
@@ -143,8 +143,13 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   const cmd = parseArgs(argv);
   switch (cmd.cmd) {
     case "help":
-      io.out(USAGE_TEXT);
+      io.out(cmd.topic === undefined ? USAGE_TEXT.trimEnd() : helpText(cmd.topic));
       return Exit.OK;
+    case "usage": // bare `linkd`: a command line that asks for nothing
+      // The usage on stdout; stderr gets the contract's one line for a non-zero exit.
+      io.out(USAGE_TEXT.trimEnd());
+      io.err("linkd: no subcommand given; see 'linkd --help'");
+      return Exit.USAGE;
     case "version":
       io.out(`linkd ${VERSION}`);
       return Exit.OK;
@@ -270,14 +275,29 @@ function removeQuietly(path: string): void {
   }
 }
 
-/** `linkd run`: the daemon, until SIGTERM or SIGINT. */
+/**
+ * `linkd run`: the daemon, until SIGTERM or SIGINT. Its lines carry sd-daemon level prefixes
+ * when stderr is the journal (src/daemon/log.ts); a failure that ends it is logged as `err`.
+ */
 async function runCommand(flag: string | undefined, io: Io): Promise<number> {
-  const config = loadConfig(configPath(flag, io.env));
-  const [{ runDaemon }, { systemdNotifier }, { startWatchdog }] = await Promise.all([
+  const [{ runDaemon }, { systemdNotifier }, { startWatchdog }, logs] = await Promise.all([
     import("../daemon/run.ts"),
     import("../daemon/sd_notify.ts"),
     import("../daemon/watchdog.ts"),
+    import("../daemon/log.ts"),
   ]);
+  const log = logs.levelledLog(
+    (line) => io.err(oneLine(line, Infinity, "each")),
+    logs.stderrIsJournal(io.env),
+  );
+  let config;
+  try {
+    config = loadConfig(configPath(flag, io.env));
+  } catch (e) {
+    if (!isLinkdError(e)) throw e;
+    log(`linkd: ${e.message}`, "err");
+    return e.exitCode;
+  }
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   Deno.addSignalListener("SIGTERM", onSignal);
@@ -286,26 +306,25 @@ async function runCommand(flag: string | undefined, io: Io): Promise<number> {
   const notifier = systemdNotifier(io.env);
   const tell = async (state: string) => {
     if (notifier && !(await notifier.notify(state))) {
-      io.err(
-        oneLine(
-          `linkd: cannot notify systemd (${notifier.lastError ?? "unknown"})`,
-          Infinity,
-          "each",
-        ),
-      );
+      log(`linkd: cannot notify systemd (${notifier.lastError ?? "unknown"})`, "warning");
     }
   };
   try {
     return await runDaemon({
       config,
       signal: stop.signal,
-      log: (line) => io.err(oneLine(line, Infinity, "each")),
+      log,
       terminal: (text) => io.out(text),
       onReady: () => {
         void tell("READY=1");
         if (notifier) startWatchdog(notifier, io.env, systemClock, stop.signal);
       },
+      onStatus: (status) => void tell(`STATUS=${status}`),
     });
+  } catch (e) {
+    if (!isLinkdError(e)) throw e;
+    log(`linkd: ${e.message}`, "err");
+    return e.exitCode;
   } finally {
     if (notifier) await tell("STOPPING=1");
     notifier?.close();

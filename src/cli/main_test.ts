@@ -3,6 +3,8 @@ import * as assert from "uvu/assert";
 import { Code, LinkdError } from "../errors.ts";
 import { systemEffects } from "../device.ts";
 import { type Io, main, withLineKey } from "./main.ts";
+import { helpText, USAGE_TEXT } from "./args.ts";
+import { VERSION } from "../version.ts";
 
 const zero = (b: Uint8Array) => b.every((x) => x === 0);
 
@@ -56,6 +58,42 @@ test("main() prints one line on stderr even when a path from argv holds line bre
     assert.not.match(err[0]!, /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
   } finally {
     Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+/** Runs main() with `argv` on an Io that records stdout and stderr. */
+async function capture(argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Io = {
+    out: (t) => out.push(t),
+    err: (t) => err.push(t),
+    env: () => undefined,
+    now: () => Date.now(),
+    effects: systemEffects,
+  };
+  return { code: await main(argv, io), out, err };
+}
+
+test("main() prints the usage and exits 64 for a bare linkd, with one line on stderr", async () => {
+  const r = await capture([]);
+  assert.is(r.code, 64);
+  assert.equal(r.out, [USAGE_TEXT.trimEnd()]);
+  assert.equal(r.err, ["linkd: no subcommand given; see 'linkd --help'"]);
+});
+
+test("main() prints help on stdout, exit 0: linkd's own, or a subcommand's", async () => {
+  for (const argv of [["--help"], ["-h"], ["help"]]) {
+    assert.equal(await capture(argv), { code: 0, out: [USAGE_TEXT.trimEnd()], err: [] });
+  }
+  for (const argv of [["status", "--help"], ["status", "-h"], ["help", "status"]]) {
+    assert.equal(await capture(argv), { code: 0, out: [helpText("status")], err: [] });
+  }
+});
+
+test("main() prints the version for --version, -V and version", async () => {
+  for (const argv of [["--version"], ["-V"], ["version"]]) {
+    assert.equal(await capture(argv), { code: 0, out: [`linkd ${VERSION}`], err: [] });
   }
 });
 

@@ -7,6 +7,10 @@
  * device serves its sealed token without touching the network, refreshes an expired one, or
  * starts the code-pair flow; commands arrive on the bus. On SIGTERM: cancel whatever runs,
  * take the code down, publish `offline`, flush the flash, exit 0.
+ *
+ * Logging: each line has a level (src/daemon/log.ts): each state change once with its problem's
+ * code (report.ts; `err` for state `error`), failures of a publish, an output or the bus
+ * `warning`, the bus's connects `notice`, the rest `info`. `onStatus` gets systemd's `STATUS=`.
  */
 import type { Fetch } from "../auth/types.ts";
 import { type Bus, BusError, connectBus, LOGIN_REFUSALS } from "../bus/bus.ts";
@@ -21,13 +25,16 @@ import { storeDamaged } from "../link/problems.ts";
 import { http1Fetch } from "../net/http1.ts";
 import { collectSoon } from "./gc.ts";
 import { Presenter } from "../present/outputs.ts";
+import type { Level, Log } from "./log.ts";
+import { reportingListener } from "./report.ts";
 
 /** What the daemon needs from outside; the defaults are the real ones. */
 export interface DaemonOptions {
   config: Config;
   /** Aborted on SIGTERM (and SIGINT): the daemon shuts down cleanly. */
   signal: AbortSignal;
-  log: (line: string) => void;
+  /** One line (never a secret) with its level: see log.ts. */
+  log: Log;
   /** Where the `terminal` output goes (the demo's console; stdout on a device). */
   terminal?: (text: string) => void;
   clock?: Clock;
@@ -36,6 +43,8 @@ export interface DaemonOptions {
   random?: () => number;
   /** Called once the first state is on the bus (systemd READY=1). */
   onReady?: () => void;
+  /** The status for systemd (`STATUS=`), one line, on each change: e.g. `error: network`. */
+  onStatus?: (status: string) => void;
   /** Another broker than `config.bus` (the demo's embedded one), with its MQTT version. */
   broker?: { url: string; protocolVersion: 4 | 5 };
 }
@@ -64,7 +73,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
         signal: o.signal,
         ...(o.broker ? { protocolVersion: o.broker.protocolVersion } : {}),
         onReconnect: () => bridge?.republish(),
-        log: o.log,
+        log: (line) => o.log(line, busLevel(line)),
       });
     } catch (e) {
       if (o.signal.aborted) return 0;
@@ -93,15 +102,19 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
         terminal: (t) => o.terminal?.(t),
       },
       onError: (output, e) =>
-        o.log(`linkd: the ${output} output failed (${e instanceof Error ? e.name : "error"})`),
+        o.log(
+          `linkd: the ${output} output failed (${e instanceof Error ? e.name : "error"})`,
+          "warning",
+        ),
     });
-    bridge = new LinkBridge({ bus, presenter, log: o.log });
+    bridge = new LinkBridge({ bus, presenter, log: (line) => o.log(line, "warning") });
+    // Every state goes through `listener`: logged once per change, STATUS= for systemd.
+    const listener = reportingListener(bridge.listener, o.log, o.onStatus);
     if (boot.kind === "damaged") {
-      o.log(`linkd: store_damaged: ${boot.detail}`);
       const error = storeDamaged(boot.detail);
-      bridge.listener.state!({ state: "error", since: clock.now(), scopes: [], error });
+      listener.state!({ state: "error", since: clock.now(), scopes: [], error });
     } else if (!provisioned) {
-      bridge.listener.state!({ state: "unprovisioned", since: clock.now(), scopes: [] });
+      listener.state!({ state: "unprovisioned", since: clock.now(), scopes: [] });
     } else {
       const id = provisioned.identity;
       ctl = new LinkController({
@@ -112,12 +125,12 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
         clock,
         random,
         lang: o.config.display.lang,
-        listener: afterEachToken(bridge.listener, collectSoon),
+        listener: afterEachToken(listener, collectSoon),
       });
       bridge.attach(ctl);
       await ctl.start(); // a sealed valid token: linked at once, without the network
       // Pairing states wait for the server's answer: publish the first state now.
-      if (!bridge.lastState) bridge.listener.state!(ctl.state);
+      if (!bridge.lastState) listener.state!(ctl.state);
     }
     await bridge.flush();
     if (!o.signal.aborted) o.onReady?.();
@@ -132,9 +145,18 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       bridge.listener.pairing!(null); // take the code down everywhere
       await bridge.flush();
     }
-    await bus?.close();
+    if (bus) {
+      await bus.close(); // publishes `offline`
+      o.log("linkd: state offline", "notice");
+    }
     device.close();
   }
+}
+
+/** The level of a line the bus logged: its connects and closes are news, the rest failures. */
+export function busLevel(line: string): Level {
+  if (/^bus: (connected to |closed$)/.test(line)) return "notice";
+  return "warning";
 }
 
 /** `listener`, and `then` after each token it was given (a link or a refresh). */
