@@ -57,6 +57,8 @@ test("linkd.json: parses with parseConfig, names /dev/mtd3 of 65536 bytes, every
   assert.is(c.flash.pageSize, 256);
   assert.is(c.keys.otpPath, "/sys/firmware/linkd/otp");
   assert.is(c.bus.url, "mqtt://127.0.0.1:1883");
+  // The speaker shows the code on its own outputs; the terminal's art would only fill the journal.
+  assert.equal(c.display.outputs, ["voice", "segment", "screen"]);
   const raw = JSON.parse(text);
   const keys: Record<string, string[]> = {
     flash: ["path", "size", "eraseSize", "pageSize"],
@@ -172,6 +174,83 @@ test("init.d/S80linkd: POSIX sh syntax (dash, sh), shellcheck when installed", a
   }
   const r = await run(sc, ["-s", "sh", path]);
   assert.is(r.code, 0, r.out);
+});
+
+test("init.d/S80linkd: the daemon's output reaches syslog (logger), and the pid file names the daemon", async () => {
+  const ssd = await which("start-stop-daemon");
+  if (ssd === null || Deno.uid() !== 0) {
+    if (Deno.env.get("CI")) assert.unreachable("CI runs as root with start-stop-daemon");
+    console.log("    note: needs root and start-stop-daemon, skipped");
+    return;
+  }
+  const dir = await Deno.makeTempDir({ prefix: "linkd-initd-" });
+  const sh = (name: string, body: string) => {
+    Deno.writeTextFileSync(`${dir}/${name}`, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    return `${dir}/${name}`;
+  };
+  // A daemon that writes to stdout and stderr, and exits on SIGTERM; a logger that keeps lines.
+  const daemon = sh(
+    "linkd",
+    `echo "out: $*"; echo "err: to stderr" >&2
+trap 'echo "TERM received" >&2; exit 0' TERM
+while :; do sleep 0.1; done`,
+  );
+  const logger = sh("logger", `echo "logger $*" >>"$LOG_OUT"; cat >>"$LOG_OUT"`);
+  const defaults = `${dir}/defaults`;
+  Deno.writeTextFileSync(
+    defaults,
+    [
+      `DAEMON=${daemon}`,
+      `CONFIG=${dir}/linkd.json`,
+      "USER=root",
+      `PIDFILE=${dir}/linkd.pid`,
+      `CACHE_DIR=${dir}/cache`,
+      `LOGFIFO=${dir}/linkd.log`,
+      `LOGGER=${logger}`,
+      "STOP_TIMEOUT=5",
+    ].join("\n") + "\n",
+  );
+  const init = async (verb: string) => {
+    const o = await new Deno.Command(`${FW}init.d/S80linkd`, {
+      args: [verb],
+      env: { LINKD_DEFAULTS: defaults, LOG_OUT: `${dir}/syslog` },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const dec = new TextDecoder();
+    return { code: o.code, out: dec.decode(o.stdout) + dec.decode(o.stderr) };
+  };
+  const syslog = () => {
+    try {
+      return Deno.readTextFileSync(`${dir}/syslog`);
+    } catch {
+      return "";
+    }
+  };
+  const until = async (ok: () => boolean, what: string) => {
+    for (let i = 0; i < 100 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(ok(), `${what}; syslog: ${syslog()}`);
+  };
+  try {
+    const started = await init("start");
+    assert.is(started.code, 0, started.out);
+    await until(() => syslog().includes("err: to stderr"), "stderr in syslog");
+    const log = syslog();
+    assert.match(log, /^logger -t linkd -p daemon\.notice$/m);
+    assert.match(log, new RegExp(`^out: run --config ${dir}/linkd\\.json$`, "m"));
+    // The pid file names the daemon (sh exec'd it): SIGTERM reaches it, not a wrapper.
+    const pid = Deno.readTextFileSync(`${dir}/linkd.pid`).trim();
+    const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
+    assert.ok(cmdline.some((a) => a === daemon), `pid ${pid} runs ${cmdline.join(" ")}`);
+    assert.is((await init("status")).code, 0);
+    const stopped = await init("stop");
+    assert.is(stopped.code, 0, stopped.out);
+    await until(() => syslog().includes("TERM received"), "the daemon's last words in syslog");
+    assert.is((await init("status")).code, 3);
+  } finally {
+    await init("stop").catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 /** Parses `mtdparts=<dev>:<part>,...` into offsets and sizes in bytes. */
