@@ -6,14 +6,17 @@
  * - `flash.writeSize`: program alignment in bytes (default 4);
  * - `auth.region`: `na` | `eu` | `fe`, picks the LWA host (api.amazon.com, api.amazon.co.uk,
  *   api.amazon.co.jp) for `codepairUrl` and `tokenUrl` when those are not given (dialect `lwa` only);
- * - `display.lang`: the BCP 47 language of spoken prompts (default `en-US`).
+ * - `display.lang`: the BCP 47 language of spoken prompts (default `en-US`);
+ * - `display.segment`: `{digits, kind}`, the LED segment display (default 4 digits of 7 segments);
+ * - `display.screen`: `{width, height}` in pixels (default 128×64).
  *
  * The file is hostile input: messages quote at most 60 characters of any value or key.
  *
  * Config parses and words messages; each rule it checks has one owner that it asks: the topic
  * prefix (bus/topics.ts), the dialects, regions, hosts, LWA URLs and the scope-token grammar
  * (auth/dialect.ts), the flash geometry (flash/driver.ts) and what the store needs of it
- * (store/capacity.ts), the display outputs (present/outputs.ts), control characters (text.ts).
+ * (store/capacity.ts), the display outputs (present/outputs.ts) and geometry (present/geometry.ts),
+ * control characters (text.ts).
  */
 import { dirname, resolve } from "./paths.ts";
 import { Code, LinkdError } from "./errors.ts";
@@ -31,6 +34,14 @@ import {
 import { DEFAULT_GEOMETRY, type FlashGeometry, geometryProblem } from "./flash/driver.ts";
 import { capacityShortfall, MIN_LIVE_BYTES, MIN_RECORD_BYTES } from "./store/capacity.ts";
 import { type Output, OUTPUTS } from "./present/outputs.ts";
+import {
+  DEFAULT_SCREEN,
+  DEFAULT_SEGMENT,
+  digitsProblem,
+  screenProblem,
+  SEGMENT_KINDS,
+  type SegmentKind,
+} from "./present/geometry.ts";
 
 /** Where the config is read when neither `--config` nor `LINKD_CONFIG` is given. */
 export const DEFAULT_CONFIG_PATH = "/etc/linkd/linkd.json";
@@ -74,6 +85,10 @@ export interface DisplayConfig {
   readonly outputs: Output[];
   /** BCP 47 language tag for spoken prompts. */
   readonly lang: string;
+  /** The LED segment display: digits and segments a digit (`P/segment` carries both). */
+  readonly segment: { readonly digits: number; readonly kind: SegmentKind };
+  /** The screen of `P/display`, in pixels. */
+  readonly screen: { readonly width: number; readonly height: number };
 }
 
 export interface Config {
@@ -101,7 +116,12 @@ export function defaultConfig(): Config {
       passwordFile: "/etc/linkd/bus.pass",
       prefix: "linkd",
     },
-    display: { outputs: [...OUTPUTS], lang: "en-US" },
+    display: {
+      outputs: [...OUTPUTS],
+      lang: "en-US",
+      segment: { ...DEFAULT_SEGMENT },
+      screen: { ...DEFAULT_SCREEN },
+    },
   };
 }
 
@@ -219,10 +239,28 @@ export function parseConfig(text: string, source: string): Config {
     prefix: r.prefix(b, "bus.prefix") ?? d.bus.prefix,
   };
 
-  const s = r.section(raw, "display", ["outputs", "lang"]);
+  const s = r.section(raw, "display", ["outputs", "lang", "segment", "screen"]);
+  const sg = r.section(s, "display.segment", ["digits", "kind"]);
+  const digits = r.positiveInt(sg, "display.segment.digits") ?? d.display.segment.digits;
+  const badDigits = digitsProblem(digits);
+  if (badDigits !== null) r.mustBe("display.segment.digits", badDigits, digits);
+  const sc = r.section(s, "display.screen", ["width", "height"]);
+  const screen = {
+    width: r.positiveInt(sc, "display.screen.width") ?? d.display.screen.width,
+    height: r.positiveInt(sc, "display.screen.height") ?? d.display.screen.height,
+  };
+  const badScreen = screenProblem(screen.width, screen.height);
+  if (badScreen !== null) {
+    const key = badScreen.startsWith("width") || badScreen.startsWith("height")
+      ? `display.screen.${badScreen.slice(0, badScreen.indexOf(" "))}`
+      : "display.screen";
+    r.fail(key, `is not a screen linkd can draw on: ${badScreen}`);
+  }
   const display: DisplayConfig = {
     outputs: r.outputs(s, "display.outputs") ?? d.display.outputs,
     lang: r.lang(s, "display.lang") ?? d.display.lang,
+    segment: { digits, kind: r.kind(sg, "display.segment.kind") ?? d.display.segment.kind },
+    screen,
   };
 
   return { flash, keys, auth, bus, display };
@@ -309,9 +347,10 @@ class Reader {
     }
   }
 
+  /** The object at `name` (a dotted path: its last part is the key in `root`), or {} when absent. */
   section(root: Record<string, unknown>, name: string, known: readonly string[]) {
-    if (!Object.hasOwn(root, name)) return {};
-    const v = root[name];
+    const v = this.get(root, name);
+    if (v === undefined) return {};
     if (!isObject(v)) return this.mustBe(name, "an object", v);
     this.keys(v, name, known);
     return v;
@@ -453,6 +492,16 @@ class Reader {
       out.push(o as Output);
     });
     return out;
+  }
+
+  /** The segment kinds of present/geometry.ts: a number, 7 or 14. */
+  kind(obj: Record<string, unknown>, key: string): SegmentKind | undefined {
+    const v = this.get(obj, key);
+    if (v === undefined) return undefined;
+    if (typeof v !== "number" || !(SEGMENT_KINDS as readonly number[]).includes(v)) {
+      this.mustBe(key, `one of ${SEGMENT_KINDS.join(", ")}`, v);
+    }
+    return v as SegmentKind;
   }
 
   lang(obj: Record<string, unknown>, key: string): string | undefined {

@@ -11,6 +11,7 @@ import {
 } from "./config.ts";
 import { DIALECT_NAMES, isScopeToken, lwaUrls, REGIONS } from "./auth/dialect.ts";
 import { OUTPUTS } from "./present/outputs.ts";
+import { MAX_DIGITS, MIN_DIGITS, MIN_SCREENS } from "./present/geometry.ts";
 import { capacityShortfall } from "./store/capacity.ts";
 import { DEFAULT_GEOMETRY } from "./flash/driver.ts";
 
@@ -55,7 +56,12 @@ const EXPECTED_DEFAULTS: Config = {
     passwordFile: "/etc/linkd/bus.pass",
     prefix: "linkd",
   },
-  display: { outputs: ["voice", "segment", "screen", "terminal"], lang: "en-US" },
+  display: {
+    outputs: ["voice", "segment", "screen", "terminal"],
+    lang: "en-US",
+    segment: { digits: 4, kind: 7 },
+    screen: { width: 128, height: 64 },
+  },
 };
 
 test("parseConfig() of {} gives the contract's defaults", () => {
@@ -110,7 +116,12 @@ test("parseConfig() reads a full valid config with every extension", () => {
       passwordFile: "/run/secrets/bus",
       prefix: "home/kitchen/linkd",
     },
-    display: { outputs: ["terminal", "voice"], lang: "de-DE" },
+    display: {
+      outputs: ["terminal", "voice"],
+      lang: "de-DE",
+      segment: { digits: 8, kind: 14 },
+      screen: { width: 296, height: 128 },
+    },
   };
   assert.equal(parseConfig(JSON.stringify(full), SRC), full);
 });
@@ -182,6 +193,8 @@ test("parseConfig() rejects unknown keys with their dotted path", () => {
   rejects({ auth: { clientId: "amzn1.x" } }, "auth.clientId");
   rejects({ bus: { password: "hunter2" } }, "bus.password");
   rejects({ display: { output: [] } }, "display.output");
+  rejects({ display: { segment: { digit: 4 } } }, "display.segment.digit");
+  rejects({ display: { screen: { w: 4 } } }, "display.screen.w");
   rejects({ flash: { constructor: 1 } }, "flash.constructor");
   const msg = rejects({ flash: { sise: 1 } }, "flash.sise");
   assert.ok(msg.includes("unknown key"), msg);
@@ -363,6 +376,47 @@ test("parseConfig() checks display values", () => {
   rejects({ display: { lang: "en_US" } }, "display.lang");
   assert.equal(parseConfig('{"display":{"outputs":[]}}', SRC).display.outputs, []);
   assert.is(parseConfig('{"display":{"lang":"ja-JP"}}', SRC).display.lang, "ja-JP");
+});
+
+test("parseConfig() reads the display geometry: segment digits and kind, screen size", () => {
+  const parse = (display: unknown) => parseConfig(JSON.stringify({ display }), SRC).display;
+  assert.equal(parse({ segment: { kind: 14 } }).segment, { digits: 4, kind: 14 });
+  assert.equal(parse({ segment: { digits: 6 } }).segment, { digits: 6, kind: 7 });
+  assert.equal(parse({ screen: { height: 128 } }).screen, { width: 128, height: 128 });
+  for (const d of [MIN_DIGITS, MAX_DIGITS]) {
+    assert.is(parse({ segment: { digits: d } }).segment.digits, d);
+  }
+  for (const m of MIN_SCREENS) assert.equal(parse({ screen: m }).screen, m);
+  assert.equal(parse({ screen: { width: 1024, height: 1024 } }).screen, {
+    width: 1024,
+    height: 1024,
+  });
+});
+
+test("parseConfig() refuses display geometry present/geometry.ts does not allow, naming the key", () => {
+  for (const bad of [null, [], "x", 4]) {
+    assert.ok(rejects({ display: { segment: bad } }, "display.segment").includes("an object"));
+    assert.ok(rejects({ display: { screen: bad } }, "display.screen").includes("an object"));
+  }
+  for (const digits of [0, -1, 1.5, "4", MAX_DIGITS + 1]) {
+    rejects({ display: { segment: { digits } } }, "display.segment.digits");
+  }
+  const kinds = rejects({ display: { segment: { kind: 16 } } }, "display.segment.kind");
+  assert.ok(kinds.includes("must be one of 7, 14, got 16"), kinds);
+  for (const kind of ["7", 8, 0, null, 7.5]) {
+    rejects({ display: { segment: { kind } } }, "display.segment.kind");
+  }
+  for (const width of [0, "128", 1025, 12.5]) {
+    rejects({ display: { screen: { width } } }, "display.screen.width");
+  }
+  rejects({ display: { screen: { height: 2048 } } }, "display.screen.height");
+  for (const m of MIN_SCREENS) {
+    rejects({ display: { screen: { ...m, width: m.width - 1 } } }, "display.screen");
+    rejects({ display: { screen: { ...m, height: m.height - 1 } } }, "display.screen");
+  }
+  const small = rejects({ display: { screen: { width: 64, height: 48 } } }, "display.screen");
+  assert.ok(small.includes("64x48 is too small for the code beside a QR code"), small);
+  assert.ok(small.includes("use at least 33x64 or 80x33"), small);
 });
 
 test("parseConfig() never echoes more than 60 characters of a value or key", () => {

@@ -111,6 +111,8 @@ export interface Say {
 /** `P/segment`: what an N-digit LED segment display shows, retained while pairing. */
 export interface Segment {
   digits: number;
+  /** Segments a digit: 7 or 14 (the masks' bit layout, present/segment_font.ts). */
+  kind: 7 | 14;
   /** One array per frame, one mask per digit (left to right). */
   frames: number[][];
   frame_ms: number;

@@ -93,6 +93,7 @@ const SAY: Say = {
 };
 const SEGMENT: Segment = {
   digits: 4,
+  kind: 7,
   frames: [[0x75, 0x07, 0x3f, 0x76], [0x07, 0x3f, 0x76, 0x5b]],
   frame_ms: 400,
 };
@@ -178,6 +179,7 @@ test("connectBus() publishes every topic as plain CBOR that cbor2 decodes, with 
   assert.equal(seg.cbor, SEGMENT);
   assert.equal(seg.shape, {
     digits: "int",
+    kind: "int",
     frames: [["int", "int", "int", "int"], ["int", "int", "int", "int"]],
     frame_ms: "int",
   });

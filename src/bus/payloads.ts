@@ -147,7 +147,12 @@ export function sayPayload(x: Say): Record<string, unknown> {
 }
 
 export function segmentPayload(x: Segment): Record<string, unknown> {
-  return { digits: x.digits, frames: x.frames.map((f) => [...f]), frame_ms: x.frame_ms };
+  return {
+    digits: x.digits,
+    kind: x.kind,
+    frames: x.frames.map((f) => [...f]),
+    frame_ms: x.frame_ms,
+  };
 }
 
 export function displayPayload(x: Display): Record<string, unknown> {

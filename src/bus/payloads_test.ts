@@ -16,6 +16,7 @@ import {
   parseCommand,
   refreshReason,
   replyPayload,
+  segmentPayload,
   statePayload,
   tokenPayload,
   wallMs,
@@ -384,6 +385,7 @@ withCbor2(
       }),
       token: tokenPayload({ ...t, expires_at: AT, expires_in: 3599.25 }),
       reply: replyPayload({ ...t, expires_at: 2 ** 40 + 0.25, expires_in: 1e6 }),
+      segment: segmentPayload({ digits: 2, kind: 14, frames: [[0x3f37, 0]], frame_ms: 500 }),
     };
     const input = Object.fromEntries(
       Object.entries(payloads).map(([k, v]) => [k, hex(encodeCbor(v))]),
@@ -423,6 +425,8 @@ withCbor2(
     assert.equal(out.state!.types.account, { fingerprint: "str", previous: "str" });
     assert.equal(out.state!.majors.account, { fingerprint: 3, previous: 3 });
     assert.equal(out.error!.types.error, { code: "str", message: "str" });
+    assert.equal(out.segment!.value, { digits: 2, kind: 14, frames: [[0x3f37, 0]], frame_ms: 500 });
+    assert.equal(out.segment!.majors, { digits: 0, kind: 0, frames: [[0, 0]], frame_ms: 0 });
   },
 );
 

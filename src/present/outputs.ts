@@ -122,10 +122,10 @@ export class Presenter {
       }
       case "terminal": {
         const terminal = this.#sink("terminal", output);
-        const seg = o.segment ?? {};
         let segment: TerminalOptions["segment"];
         try {
-          segment = { payload: segmentFrames(p.user_code, seg), kind: seg.kind ?? 7 };
+          const payload = segmentFrames(p.user_code, o.segment ?? {});
+          segment = { payload, kind: payload.kind };
         } catch {
           segment = undefined; // the segment output reports its own failure
         }

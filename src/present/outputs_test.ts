@@ -45,6 +45,7 @@ test("every configured output gets its payload", async () => {
   assert.match(r.said[0]!.text, /Q, F, H, Z, K, M\./);
   assert.equal(r.segments, [{
     digits: 4,
+    kind: 7,
     frames: r.segments[0]!.frames,
     frame_ms: 500,
   }]);
@@ -227,6 +228,7 @@ test("the screen's notes are passed on; options reach each output", async () => 
   assert.is(r.displays[0]!.width, 64);
   assert.is(r.displays[0]!.bitmap.length, 8 * 48);
   assert.is(r.segments[0]!.digits, 8);
+  assert.is(r.segments[0]!.kind, 14);
   assert.is(r.segments[0]!.frame_ms, 300);
   assert.is(r.segments[0]!.frames.length, 10);
   await r.presenter.clear();

@@ -24,6 +24,7 @@ import type { Display, PairingInfo } from "../contract.ts";
 import { Bitmap } from "./bitmap.ts";
 import { CAP_HEIGHT, drawText, GLYPH_WIDTH, SPACING, textHeight, textWidth } from "./font.ts";
 import { type EccLevel, encodeQr, type QrCode } from "./qr.ts";
+import { DEFAULT_SCREEN, MAX_SCREEN_SIDE } from "./geometry.ts";
 
 export interface ScreenOptions {
   /** Pixels (default 128). */
@@ -59,7 +60,7 @@ export interface ScreenFrame extends Display {
 
 export const MIN_QUIET_ZONE = 2;
 const QUIET_ZONES = [4, 3, MIN_QUIET_ZONE];
-const MAX_SIDE = 1024;
+const MAX_SIDE = MAX_SCREEN_SIDE;
 const MAX_URL_LINES = 3;
 
 /** `verification_uri` as a person types it: no scheme, no `www.`, no trailing slash. */
@@ -255,8 +256,8 @@ function checkSide(name: string, v: number): number {
 }
 
 export function screenFrame(p: PairingInfo, opts: ScreenOptions = {}): ScreenFrame {
-  const W = checkSide("width", opts.width ?? 128);
-  const H = checkSide("height", opts.height ?? 64);
+  const W = checkSide("width", opts.width ?? DEFAULT_SCREEN.width);
+  const H = checkSide("height", opts.height ?? DEFAULT_SCREEN.height);
   const code = p.user_code.trim().toUpperCase();
   const url = shortUrl(p.verification_uri);
   const qrText = p.verification_uri_complete ?? p.verification_uri;

@@ -11,6 +11,7 @@ import {
 import { Bitmap } from "./bitmap.ts";
 import { encodePng } from "../../test/support/png.ts";
 import { type Box, type ScreenFrame, screenFrame, shortUrl, wrapUrl } from "./screen.ts";
+import { DEFAULT_SCREEN, MAX_SCREEN_SIDE, MIN_SCREENS, screenProblem } from "./geometry.ts";
 
 const LWA = lwaPairing({ user_code: "BKTMXQ" });
 
@@ -170,6 +171,33 @@ test("degrading: no room for the QR beside large type, or none at all, is said i
   assert.throws(() => screenFrame(LWA, { height: 64.5 }), RangeError);
   const long = screenFrame({ ...LWA, verification_uri: `https://example.com/${"x".repeat(3000)}` });
   assert.equal(long.notes[0], "qr: left out, the URI is too long for a QR code");
+});
+
+test("MIN_SCREENS (geometry.ts, what config allows): the code and a QR code from there up", () => {
+  const pairings = [LWA, RFC, lwaPairing({ user_code: "ABCDEFGH" })];
+  const qrLost = (width: number, height: number) =>
+    pairings.filter((p) => {
+      const f = screenFrame(p, { width, height });
+      assertLayoutSane(f);
+      assert.is(f.bitmap.length, Math.ceil(width / 8) * height);
+      return f.layout.qr === null;
+    }).length;
+  const corners = MIN_SCREENS.map((m) => [m.width, m.height]);
+  assert.equal(corners, [[33, 64], [80, 33]]);
+  const allowed = [...corners, [33, 128], [79, 64], [80, 63], [200, 33], [96, 48], [128, 64]];
+  for (const [w, h] of allowed) {
+    assert.is(screenProblem(w!, h!), null, `${w}x${h} allowed`);
+    assert.is(qrLost(w!, h!), 0, `${w}x${h} shows a QR code for every pairing`);
+  }
+  // One pixel less than a corner, and the RFC 8628 code's QR is lost: the bounds are tight.
+  for (const [w, h] of [[32, 64], [80, 32], [79, 48], [48, 63]]) {
+    assert.type(screenProblem(w!, h!), "string", `${w}x${h} refused`);
+    assert.ok(qrLost(w!, h!) > 0, `${w}x${h} loses a QR code`);
+  }
+  assert.is(screenProblem(DEFAULT_SCREEN.width, DEFAULT_SCREEN.height), null);
+  assert.is(screenFrame(LWA).width, DEFAULT_SCREEN.width);
+  assert.match(screenProblem(1025, 64)!, /^width must be a whole number from 1 to 1024/);
+  assert.throws(() => screenFrame(LWA, { width: MAX_SCREEN_SIDE + 1 }), RangeError);
 });
 
 test("an odd width keeps rows padded to whole bytes", () => {

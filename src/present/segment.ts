@@ -10,10 +10,11 @@
  *   of its own; letters are case-insensitive.
  */
 import type { Segment } from "../contract.ts";
-import { type SegmentKind, segmentMask } from "./segment_font.ts";
+import { DEFAULT_SEGMENT, digitsProblem, type SegmentKind } from "./geometry.ts";
+import { segmentMask } from "./segment_font.ts";
 
 export interface SegmentOptions {
-  /** Digits of the display (default 4). */
+  /** Digits of the display (default 4; MIN_DIGITS to MAX_DIGITS, geometry.ts). */
   digits?: number;
   /** 7 or 14 segments (default 7). */
   kind?: SegmentKind;
@@ -23,7 +24,7 @@ export interface SegmentOptions {
   gap?: number;
 }
 
-export const DEFAULT_DIGITS = 4;
+export const DEFAULT_DIGITS = DEFAULT_SEGMENT.digits;
 export const DEFAULT_FRAME_MS = 500;
 
 function wholeAtLeast(name: string, v: number, min: number): number {
@@ -34,19 +35,21 @@ function wholeAtLeast(name: string, v: number, min: number): number {
 }
 
 export function segmentFrames(code: string, opts: SegmentOptions = {}): Segment {
-  const digits = wholeAtLeast("digits", opts.digits ?? DEFAULT_DIGITS, 1);
+  const digits = opts.digits ?? DEFAULT_DIGITS;
+  const bad = digitsProblem(digits);
+  if (bad !== null) throw new RangeError(`segment digits must be ${bad}: ${digits}`);
   const frameMs = wholeAtLeast("frameMs", opts.frameMs ?? DEFAULT_FRAME_MS, 1);
   const gap = wholeAtLeast("gap", opts.gap ?? 1, 1);
-  const kind = opts.kind ?? 7;
+  const kind = opts.kind ?? DEFAULT_SEGMENT.kind;
   const masks = [...code.trim()].map((c) => segmentMask(c, kind));
   if (masks.length <= digits) {
     const frame = [...masks, ...new Array<number>(digits - masks.length).fill(0)];
-    return { digits, frames: [frame], frame_ms: frameMs };
+    return { digits, kind, frames: [frame], frame_ms: frameMs };
   }
   const ring = [...masks, ...new Array<number>(gap).fill(0)];
   const frames: number[][] = [];
   for (let k = 0; k < ring.length; k++) {
     frames.push(Array.from({ length: digits }, (_, i) => ring[(k + i) % ring.length]!));
   }
-  return { digits, frames, frame_ms: frameMs };
+  return { digits, kind, frames, frame_ms: frameMs };
 }

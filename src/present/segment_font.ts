@@ -192,7 +192,8 @@ export const FONT14: Readonly<Record<string, number>> = {
   " ": 0,
 };
 
-export type SegmentKind = 7 | 14;
+import type { SegmentKind } from "./geometry.ts";
+export type { SegmentKind };
 
 /**
  * The mask of one character (case-insensitive; space is blank). Throws RangeError for a

@@ -1,6 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { segmentFrames } from "./segment.ts";
+import { MAX_DIGITS, MIN_DIGITS } from "./geometry.ts";
 import { FONT14, FONT7, SEG14, SEG7, segmentMask } from "./segment_font.ts";
 
 const LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -136,12 +137,14 @@ test("the dash is the middle segment; case does not matter; unknown characters t
 test("a short code is one frame, left-aligned and padded with blanks", () => {
   assert.equal(segmentFrames("AB3"), {
     digits: 4,
+    kind: 7,
     frames: [[0x77, 0x7C, 0x4F, 0]],
     frame_ms: 500,
   });
   assert.equal(segmentFrames("BCDF").frames, [[0x7C, 0x39, 0x5E, 0x71]]);
   assert.equal(segmentFrames("BCDF", { digits: 6, frameMs: 800 }), {
     digits: 6,
+    kind: 7,
     frames: [[0x7C, 0x39, 0x5E, 0x71, 0, 0]],
     frame_ms: 800,
   });
@@ -174,6 +177,16 @@ test("an RFC 8628 code scrolls with its dash as the middle segment", () => {
   assert.is(p.frames[0]![4], SEG14.g1 | SEG14.g2);
   assert.equal(p.frames[2], [..."DF-GHJK"].map((c) => FONT14[c]!).concat([0]));
   for (const f of p.frames) assert.is(f.length, 8);
+  assert.is(p.kind, 14, "the payload says which font its masks are in");
+});
+
+test("digits follow present/geometry.ts: MIN_DIGITS to MAX_DIGITS, one frame entry each", () => {
+  for (const digits of [MIN_DIGITS, 6, MAX_DIGITS]) {
+    const p = segmentFrames("BCDF-GHJK", { digits });
+    assert.is(p.digits, digits);
+    for (const f of p.frames) assert.is(f.length, digits);
+  }
+  assert.throws(() => segmentFrames("ABC", { digits: MAX_DIGITS + 1 }), /from 1 to 32/);
 });
 
 test("bad options are refused", () => {
