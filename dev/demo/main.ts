@@ -9,7 +9,9 @@
  * verification page: open it and approve, or pass `--approve` to approve by itself. Once the
  * token arrives the demo stops; run it again and the device boots from its sealed flash
  * without pairing. `--fresh` starts over with a blank device; `--broker mqtt://host:port` uses
- * a running MQTT 5 broker instead of the embedded one.
+ * a running MQTT 5 broker instead of the embedded one. `--stay` keeps the linked speaker (daemon,
+ * broker and authorization server) running after the token until SIGINT or SIGTERM, and prints
+ * how to reach it, so an audio engineer can try commands against it (examples/audio_client.py).
  *
  * The speaker asks for `alexa:all` and the Amazon Music scope `music::library:read`, which the
  * demo's security profile is not enabled for (Amazon's closed beta): the server refuses it and
@@ -39,11 +41,15 @@ const out = (s: string) => console.log(s);
 const USAGE = `demo: the speaker's whole account link on this machine
 
 Usage:
-  deno task demo [--approve] [--fresh] [--broker mqtt://host:port] [--refusal-style json|html|text]
+  deno task demo [--approve] [--fresh] [--stay] [--broker mqtt://host:port]
+                 [--refusal-style json|html|text]
 
   --approve            approve the code by itself, as a person at the verification page would
   --fresh              start over with a blank device (else it boots from its sealed flash)
-  --broker URL         use a running MQTT 5 broker instead of the embedded one
+  --stay               keep the linked speaker running after the token (until Ctrl-C or
+                       SIGTERM) and print how to reach it, to try commands against it
+  --broker URL         use a running MQTT 5 broker instead of the embedded one (the
+                       embedded one speaks MQTT 3.1.1: commands are not answered there)
   --refusal-style S    how the server refuses the speaker's ${MUSIC} scope:
                        json (default, invalid_scope), html (Amazon's error page "400 Bad
                        Request - An unknown scope was requested"), text (that line as
@@ -54,6 +60,7 @@ type RefusalStyle = "json" | "html" | "text";
 interface DemoOptions {
   approve: boolean;
   fresh: boolean;
+  stay: boolean;
   brokerUrl: string | undefined;
   refusalStyle: RefusalStyle;
 }
@@ -63,6 +70,7 @@ function parseDemoArgs(args: string[]): DemoOptions {
   const o: DemoOptions = {
     approve: false,
     fresh: false,
+    stay: false,
     brokerUrl: undefined,
     refusalStyle: "json",
   };
@@ -88,6 +96,10 @@ function parseDemoArgs(args: string[]): DemoOptions {
       case "--fresh":
         noValue();
         o.fresh = true;
+        break;
+      case "--stay":
+        noValue();
+        o.stay = true;
         break;
       case "--broker":
         o.brokerUrl = value();
@@ -120,7 +132,7 @@ try {
   console.error(`demo: ${(e as Error).message} (see --help)`);
   Deno.exit(64);
 }
-const { approve, brokerUrl, refusalStyle } = options;
+const { approve, brokerUrl, refusalStyle, stay } = options;
 
 if (options.fresh) {
   try {
@@ -242,8 +254,9 @@ sub.on("message", (topic: string, payload: Uint8Array) => {
         t.slice(0, 12)
       }… (${t.length} chars, expires in ${v.expires_in} s)`,
     );
+    if (!gotToken && stay) setTimeout(() => out(stayBanner()), 300);
     gotToken = true;
-    setTimeout(() => stop.abort(), 300);
+    if (!stay) setTimeout(() => stop.abort(), 300);
   }
 });
 await new Promise<void>((resolve) => sub.on("connect", () => resolve()));
@@ -264,6 +277,7 @@ sub.on("message", (topic: string, payload: Uint8Array) => {
 });
 const onSignal = () => stop.abort();
 Deno.addSignalListener("SIGINT", onSignal);
+Deno.addSignalListener("SIGTERM", onSignal);
 
 const code = await runDaemon({
   config: loadConfig(configPath),
@@ -273,11 +287,14 @@ const code = await runDaemon({
   broker,
 });
 Deno.removeSignalListener("SIGINT", onSignal);
+Deno.removeSignalListener("SIGTERM", onSignal);
 await sub.endAsync();
 await embedded?.close();
 await auth.close();
 out(
-  gotToken
+  gotToken && stay
+    ? "\nStopped. Run `deno task demo` again: the speaker boots from its sealed flash without pairing."
+    : gotToken
     ? "\nLinked. Run `deno task demo` again: the speaker boots from its sealed flash without pairing."
     : damaged
     ? "\nThe demo device's flash is damaged (`deno task linkd status --config target/demo/linkd.json`" +
@@ -285,6 +302,33 @@ out(
     : "\nStopped before a token arrived.",
 );
 Deno.exit(damaged ? 1 : code);
+
+/** With --stay, once linked: where the speaker is and how to talk to it (CONTRACT.md section 4). */
+function stayBanner(): string {
+  const at = new URL(broker.url);
+  const lines = [
+    "",
+    "The speaker stays linked (--stay); Ctrl-C or SIGTERM stops it.",
+    `  broker       ${broker.url}${embedded ? " (embedded, MQTT 3.1.1)" : " (MQTT 5)"}`,
+    "  topics       linkd/# (state, pairing, token, capabilities, say, segment, display)",
+    "  commands     linkd/cmd/<name> (pair, logout, token, refresh), CBOR maps; the reply goes",
+    "               to the MQTT 5 response topic, under linkd/reply/<user>/...",
+  ];
+  if (embedded) {
+    lines.push(
+      "               The embedded broker speaks MQTT 3.1.1 (no response topic): commands are",
+      "               carried out but not answered. For replies, run mosquitto and pass",
+      "               --broker mqtt://127.0.0.1:1883 to the demo.",
+    );
+  }
+  lines.push(
+    `  try          python3 examples/audio_client.py --url ${broker.url} --prefix linkd --refresh`,
+    `               mosquitto_sub -h ${at.hostname} -p ${at.port} -V ${
+      embedded ? "mqttv311" : "5"
+    } -t 'linkd/#' -v (payloads are CBOR)`,
+  );
+  return lines.join("\n");
+}
 
 function consoleIo() {
   return {
