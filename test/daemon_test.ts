@@ -24,7 +24,13 @@ function linkd(args: string[], cwd: string, env: Record<string, string> = {}): D
 }
 
 /** A device folder's config: flash and OTP files, the local server, the broker, no password. */
-function writeConfig(dir: string, auth: AuthServer, broker: Mosquitto, outputs: string[]): void {
+function writeConfig(
+  dir: string,
+  auth: AuthServer,
+  broker: Mosquitto,
+  outputs: string[],
+  display: Record<string, unknown> = {},
+): void {
   Deno.writeTextFileSync(`${dir}/bus.pass`, "");
   Deno.writeTextFileSync(
     `${dir}/linkd.json`,
@@ -33,10 +39,13 @@ function writeConfig(dir: string, auth: AuthServer, broker: Mosquitto, outputs: 
       keys: { otpPath: "otp.bin" },
       auth: { codepairUrl: auth.lwa.codepairUrl, tokenUrl: auth.lwa.tokenUrl },
       bus: { url: broker.url, passwordFile: "bus.pass" },
-      display: { outputs },
+      display: { outputs, ...display },
     }),
   );
 }
+
+/** A display geometry other than the defaults (4 digits of 7 segments, 128x64). */
+const GEOMETRY = { segment: { digits: 6, kind: 14 }, screen: { width: 96, height: 48 } };
 
 /** Provisions the device of `dir` as the factory line does (exit 0 or the test fails). */
 async function provision(dir: string, serial: string): Promise<void> {
@@ -69,7 +78,7 @@ run(
     const children: Deno.ChildProcess[] = [];
     try {
       broker = await startMosquitto();
-      writeConfig(dir, auth, broker, ["voice", "segment", "screen"]);
+      writeConfig(dir, auth, broker, ["voice", "segment", "screen"], GEOMETRY);
       await provision(dir, "SN-D1");
 
       peer = await Peer.open({ port: broker.port, clientId: "audio" });
@@ -78,6 +87,15 @@ run(
       const first = linkd(["run", "--config", "linkd.json"], dir);
       children.push(first);
       await approveShownCode(p, auth);
+      // The configured display geometry reaches the bus (decoded by the peer's cbor2).
+      const seg = await p.waitFor(() => messages(p, "linkd/segment").find((m) => m.hex !== ""));
+      const segment = seg.cbor as { digits: number; kind: number; frames: number[][] };
+      assert.equal([segment.digits, segment.kind], [6, 14]);
+      assert.ok(segment.frames.every((f) => f.length === 6));
+      const disp = await p.waitFor(() => messages(p, "linkd/display").find((m) => m.hex !== ""));
+      const display = disp.cbor as { width: number; height: number; bitmap: { $bytes: string } };
+      assert.equal([display.width, display.height], [96, 48]);
+      assert.is(display.bitmap.$bytes.length / 2, (96 / 8) * 48);
       const token = await p.waitFor(() => messages(p, "linkd/token")[0], 15_000);
       assert.match((token.cbor as { access_token: string }).access_token, /^Atza\|/);
       await p.waitFor(() => (states(p).includes("linked") ? true : undefined));
@@ -286,6 +304,17 @@ run(
           sock.lines.indexOf("STATUS=unprovisioned") < sock.lines.indexOf("READY=1"),
         `notify socket got: ${sock.lines}`,
       );
+      // A reload (ExecReload's SIGHUP): RELOADING=1, then READY=1 again once the state is out.
+      const before = sock.lines.length;
+      daemon.kill("SIGHUP");
+      const since = () => sock.lines.slice(before).filter((l) => l !== "WATCHDOG=1");
+      for (let i = 0; i < 500 && !since().includes("READY=1"); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(since().filter((l) => /^(RELOADING|READY)=/.test(l)), [
+        "RELOADING=1",
+        "READY=1",
+      ]);
       daemon.kill("SIGTERM");
       const out = await daemon.output();
       assert.is(out.code, 0);
@@ -301,6 +330,146 @@ run(
       }
       sock.child.kill();
       await sock.child.output().catch(() => {});
+      await peer?.close();
+      await broker?.stop();
+      await auth.close();
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
+
+/** `linkd run` with its stderr read as it comes: `lines` grows while the daemon runs. */
+function runLogged(dir: string): { child: Deno.ChildProcess; lines: string[] } {
+  const child = linkd(["run", "--config", "linkd.json"], dir);
+  const lines: string[] = [];
+  (async () => {
+    let buf = "";
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+        lines.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    }
+  })().catch(() => {});
+  return { child, lines };
+}
+
+/** The states retained on `topic` (the peer subscribed to it). */
+const statesOn = (peer: Peer, topic: string) =>
+  messages(peer, topic).map((m) => (m.cbor as { state: string }).state);
+
+/** Until `pick` finds a line (real time): the daemon's log, read while it runs. */
+async function waitLine(lines: string[], pick: (l: string) => boolean): Promise<string> {
+  for (let i = 0; i < 750; i++) {
+    const found = lines.find(pick);
+    if (found !== undefined) return found;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`no such line in the daemon's log:\n${lines.join("\n")}`);
+}
+
+run(
+  "linkd run: SIGHUP applies a changed config in the same process (new prefix, then new outputs)",
+  async () => {
+    const dir = Deno.makeTempDirSync({ prefix: "linkd-reload-" });
+    const auth = startAuthServer({ clients: [{ clientId: CLIENT }] });
+    let broker: Mosquitto | null = null;
+    let peer: Peer | null = null;
+    let daemon: { child: Deno.ChildProcess; lines: string[] } | null = null;
+    try {
+      broker = await startMosquitto();
+      writeConfig(dir, auth, broker, []);
+      peer = await Peer.open({ port: broker.port, clientId: "audio" });
+      const p = peer;
+      await p.subscribe("linkd/#", { qos: 1, rap: true });
+      await p.subscribe("speaker/#", { qos: 1, rap: true });
+      daemon = runLogged(dir);
+      const { child, lines } = daemon;
+      await p.waitFor(() => (states(p).at(-1) === "unprovisioned" ? true : undefined), 15_000);
+
+      // Another prefix: the old one is abandoned (`offline`), the new one gets the state.
+      const config = JSON.parse(Deno.readTextFileSync(`${dir}/linkd.json`));
+      config.bus.prefix = "speaker";
+      Deno.writeTextFileSync(`${dir}/linkd.json`, JSON.stringify(config));
+      child.kill("SIGHUP");
+      await p.waitFor(
+        () => (statesOn(p, "speaker/state").at(-1) === "unprovisioned" ? true : undefined),
+        15_000,
+      );
+      await p.waitFor(() => (states(p).at(-1) === "offline" ? true : undefined));
+      assert.ok(lines.includes("linkd: SIGHUP: applying the configuration of linkd.json"));
+
+      // The same prefix, other outputs: the state stays on the bus, no `offline` in between.
+      config.display = { outputs: ["voice", "segment"] };
+      Deno.writeTextFileSync(`${dir}/linkd.json`, JSON.stringify(config));
+      child.kill("SIGHUP");
+      await waitLine(lines, (l) => l === "linkd: stopped for a reload, state unprovisioned kept");
+      await p.waitFor(() => (statesOn(p, "speaker/state").length >= 3 ? true : undefined), 15_000);
+      assert.equal(statesOn(p, "speaker/state"), [
+        "unprovisioned",
+        "unprovisioned",
+        "unprovisioned",
+      ]);
+      // Still the process that was started (same PID), which SIGTERM ends as ever.
+      assert.ok(Deno.statSync(`/proc/${child.pid}`).isDirectory);
+      child.kill("SIGTERM");
+      assert.is((await child.status).code, 0);
+      daemon = null;
+      await p.waitFor(() => (statesOn(p, "speaker/state").at(-1) === "offline" ? true : undefined));
+    } finally {
+      if (daemon) {
+        daemon.child.kill("SIGKILL");
+        await daemon.child.status.catch(() => {});
+      }
+      await peer?.close();
+      await broker?.stop();
+      await auth.close();
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
+
+run(
+  "linkd run: SIGHUP with a broken config logs one err line and runs on unchanged",
+  async () => {
+    const dir = Deno.makeTempDirSync({ prefix: "linkd-badreload-" });
+    const auth = startAuthServer({ clients: [{ clientId: CLIENT }] });
+    let broker: Mosquitto | null = null;
+    let peer: Peer | null = null;
+    let daemon: { child: Deno.ChildProcess; lines: string[] } | null = null;
+    try {
+      broker = await startMosquitto();
+      writeConfig(dir, auth, broker, []);
+      peer = await Peer.open({ port: broker.port, clientId: "audio" });
+      const p = peer;
+      await p.subscribe("linkd/#", { qos: 1, rap: true });
+      daemon = runLogged(dir);
+      const { child, lines } = daemon;
+      await p.waitFor(() => (states(p).at(-1) === "unprovisioned" ? true : undefined), 15_000);
+
+      Deno.writeTextFileSync(`${dir}/linkd.json`, '{"bus": {"prefix": "a/#"');
+      child.kill("SIGHUP");
+      const line = await waitLine(lines, (l) => l.includes("SIGHUP"));
+      assert.match(
+        line,
+        /^linkd: SIGHUP: kept the running configuration: Cannot read config linkd\.json: not valid JSON \(/,
+      );
+      // It still answers on the bus, its state untouched (retained, no `offline`).
+      const reply = await ask(p, "pair", encodeCbor({}));
+      assert.is((reply.cbor as { ok: boolean }).ok, false);
+      assert.equal(states(p), ["unprovisioned"]);
+      child.kill("SIGTERM");
+      assert.is((await child.status).code, 0);
+      daemon = null;
+      await p.waitFor(() => (states(p).at(-1) === "offline" ? true : undefined));
+      assert.is(messages(p, "linkd/state").at(-1)!.retain, true);
+      assert.is(lines.filter((l) => l.includes("SIGHUP")).length, 1, lines.join("\n"));
+    } finally {
+      if (daemon) {
+        daemon.child.kill("SIGKILL");
+        await daemon.child.status.catch(() => {});
+      }
       await peer?.close();
       await broker?.stop();
       await auth.close();

@@ -2,7 +2,7 @@
  * linkd's command line (CONTRACT.md section 1): parses, runs one subcommand, and turns every
  * failure into one line on stderr and a sysexits code. Never a stack trace, never a secret.
  */
-import { configPath, loadConfig } from "../config.ts";
+import { type Config, configPath, loadConfig } from "../config.ts";
 import { Device, type DeviceEffects, systemEffects } from "../device.ts";
 import { Exit, isLinkdError } from "../errors.ts";
 import { RecordType, USER_RECORDS } from "../records/types.ts";
@@ -278,8 +278,31 @@ function removeQuietly(path: string): void {
 /**
  * `linkd run`: the daemon, until SIGTERM or SIGINT. Its lines carry sd-daemon level prefixes
  * when stderr is the journal (src/daemon/log.ts); a failure that ends it is logged as `err`.
+ *
+ * SIGHUP (systemd's ExecReload) reads the config file again, validated as at boot. A bad one is
+ * refused with one `err` line and the daemon runs on unchanged. A good one is applied whole by
+ * restarting the daemon loop in this process (same PID): the code is taken down, the flash
+ * flushed and closed, the bus closed (keeping the last state, not `offline`, when the broker
+ * and prefix stay the same; else the old prefix gets `offline`), then runDaemon starts again
+ * with the new config: it reconnects, serves a sealed token at once, or pairs again.
  */
 async function runCommand(flag: string | undefined, io: Io): Promise<number> {
+  // First of all: SIGHUP's default action would end the process (no offline, no flash flush).
+  let onHangup = () => {}; // until the loop runs, the config is read anyway
+  const hangup = () => onHangup();
+  Deno.addSignalListener("SIGHUP", hangup);
+  try {
+    return await runLoop(flag, io, (fn) => onHangup = fn);
+  } finally {
+    Deno.removeSignalListener("SIGHUP", hangup);
+  }
+}
+
+async function runLoop(
+  flag: string | undefined,
+  io: Io,
+  onHangup: (fn: () => void) => void,
+): Promise<number> {
   const [{ runDaemon }, { systemdNotifier }, { startWatchdog }, logs] = await Promise.all([
     import("../daemon/run.ts"),
     import("../daemon/sd_notify.ts"),
@@ -290,16 +313,23 @@ async function runCommand(flag: string | undefined, io: Io): Promise<number> {
     (line) => io.err(oneLine(line, Infinity, "each")),
     logs.stderrIsJournal(io.env),
   );
+  const path = configPath(flag, io.env);
   let config;
   try {
-    config = loadConfig(configPath(flag, io.env));
+    config = loadConfig(path);
   } catch (e) {
     if (!isLinkdError(e)) throw e;
     log(`linkd: ${e.message}`, "err");
     return e.exitCode;
   }
   const stop = new AbortController();
-  const onSignal = () => stop.abort();
+  // Aborted by SIGTERM/SIGINT, or by a SIGHUP that read a good config into `reload.next`.
+  let cycle = new AbortController();
+  const reload: { next: Config | null } = { next: null };
+  const onSignal = () => {
+    stop.abort();
+    cycle.abort();
+  };
   Deno.addSignalListener("SIGTERM", onSignal);
   Deno.addSignalListener("SIGINT", onSignal);
   // Under systemd: READY=1 once the first state is on the bus, WATCHDOG=1 at half its period.
@@ -309,23 +339,51 @@ async function runCommand(flag: string | undefined, io: Io): Promise<number> {
       log(`linkd: cannot notify systemd (${notifier.lastError ?? "unknown"})`, "warning");
     }
   };
+  onHangup(() => {
+    if (stop.signal.aborted) return;
+    try {
+      reload.next = loadConfig(path);
+    } catch (e) {
+      const why = isLinkdError(e) ? e.message : `internal error (${(e as Error)?.name})`;
+      log(`linkd: SIGHUP: kept the running configuration: ${why}`, "err");
+      return;
+    }
+    log(`linkd: SIGHUP: applying the configuration of ${path}`, "notice");
+    void tell("RELOADING=1");
+    cycle.abort();
+  });
+  let watching = false;
   try {
-    return await runDaemon({
-      config,
-      signal: stop.signal,
-      log,
-      terminal: (text) => io.out(text),
-      onReady: () => {
-        void tell("READY=1");
-        if (notifier) startWatchdog(notifier, io.env, systemClock, stop.signal);
-      },
-      onStatus: (status) => void tell(`STATUS=${status}`),
-    });
+    for (;;) {
+      const running: Config = config;
+      const code = await runDaemon({
+        config: running,
+        signal: cycle.signal,
+        log,
+        terminal: (text) => io.out(text),
+        keepState: () =>
+          !stop.signal.aborted && reload.next !== null &&
+          reload.next.bus.url === running.bus.url && reload.next.bus.prefix === running.bus.prefix,
+        onReady: () => {
+          void tell("READY=1");
+          if (notifier && !watching) {
+            watching = true; // one watchdog for the process, across reloads
+            startWatchdog(notifier, io.env, systemClock, stop.signal);
+          }
+        },
+        onStatus: (status) => void tell(`STATUS=${status}`),
+      });
+      if (stop.signal.aborted || reload.next === null) return code;
+      config = reload.next;
+      reload.next = null;
+      cycle = new AbortController();
+    }
   } catch (e) {
     if (!isLinkdError(e)) throw e;
     log(`linkd: ${e.message}`, "err");
     return e.exitCode;
   } finally {
+    onHangup(() => {});
     if (notifier) await tell("STOPPING=1");
     notifier?.close();
     Deno.removeSignalListener("SIGTERM", onSignal);

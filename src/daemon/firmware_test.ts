@@ -95,6 +95,7 @@ test("linkd.service: notify, ordering, restart, watchdog and hardening keys", ()
   const expect: Record<string, string> = {
     Type: "notify",
     ExecStart: "/usr/bin/linkd run --config /etc/linkd/linkd.json",
+    ExecReload: "/bin/kill -HUP $MAINPID", // linkd reloads its config on SIGHUP
     NotifyAccess: "main",
     WatchdogSec: "30",
     Restart: "on-failure",
@@ -193,6 +194,7 @@ test("init.d/S80linkd: the daemon's output reaches syslog (logger), and the pid 
     "linkd",
     `echo "out: $*"; echo "err: to stderr" >&2
 trap 'echo "TERM received" >&2; exit 0' TERM
+trap 'echo "HUP received" >&2' HUP
 while :; do sleep 0.1; done`,
   );
   const logger = sh("logger", `echo "logger $*" >>"$LOG_OUT"; cat >>"$LOG_OUT"`);
@@ -242,6 +244,11 @@ while :; do sleep 0.1; done`,
     const pid = Deno.readTextFileSync(`${dir}/linkd.pid`).trim();
     const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
     assert.ok(cmdline.some((a) => a === daemon), `pid ${pid} runs ${cmdline.join(" ")}`);
+    assert.is((await init("status")).code, 0);
+    // reload: SIGHUP to the daemon, which keeps running with the same pid.
+    assert.is((await init("reload")).code, 0);
+    await until(() => syslog().includes("HUP received"), "SIGHUP reached the daemon");
+    assert.is(Deno.readTextFileSync(`${dir}/linkd.pid`).trim(), pid);
     assert.is((await init("status")).code, 0);
     const stopped = await init("stop");
     assert.is(stopped.code, 0, stopped.out);

@@ -6,7 +6,9 @@
  * cannot give the identity, or the link controller's) and tell systemd READY=1. A provisioned
  * device serves its sealed token without touching the network, refreshes an expired one, or
  * starts the code-pair flow; commands arrive on the bus. On SIGTERM: cancel whatever runs,
- * take the code down, publish `offline`, flush the flash, exit 0.
+ * take the code down, publish `offline`, flush the flash, exit 0. A reload (SIGHUP, see
+ * src/cli/main.ts) stops it the same way, but with `keepState` the bus keeps the last state
+ * instead of `offline`, and a new runDaemon starts with the new config in the same process.
  *
  * Logging: each line has a level (src/daemon/log.ts): each state change once with its problem's
  * code (report.ts; `err` for state `error`), failures of a publish, an output or the bus
@@ -45,6 +47,12 @@ export interface DaemonOptions {
   onReady?: () => void;
   /** The status for systemd (`STATUS=`), one line, on each change: e.g. `error: network`. */
   onStatus?: (status: string) => void;
+  /**
+   * Asked when the daemon stops: true leaves its last state on the bus (a reload onto the same
+   * bus and prefix) instead of publishing `offline`. The code is taken down and the flash
+   * flushed and closed either way.
+   */
+  keepState?: () => boolean;
   /** Another broker than `config.bus` (the demo's embedded one), with its MQTT version. */
   broker?: { url: string; protocolVersion: 4 | 5 };
 }
@@ -94,6 +102,8 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     const presenter = new Presenter({
       outputs: o.config.display.outputs,
       lang: o.config.display.lang,
+      segment: { ...o.config.display.segment },
+      screen: { ...o.config.display.screen },
       clock,
       sinks: {
         say: (x) => b.publishSay(x),
@@ -146,8 +156,12 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       await bridge.flush();
     }
     if (bus) {
-      await bus.close(); // publishes `offline`
-      o.log("linkd: state offline", "notice");
+      const kept = o.keepState?.() ? bridge?.lastState ?? null : null;
+      await bus.close(kept ?? undefined); // publishes `offline`, or the state it keeps
+      o.log(
+        kept ? `linkd: stopped for a reload, state ${kept.state} kept` : "linkd: state offline",
+        "notice",
+      );
     }
     device.close();
   }
