@@ -212,11 +212,9 @@ class AudioClient:
             say("[audio] disconnected from the broker: paho reconnects")
 
     def on_subscribe(self, client, *args):
-        if self.v5:
-            self.command("token", {})
-        else:
-            say("[audio] MQTT 3.1.1 has no response topic, so cmd/token cannot be answered: the "
-                "token comes on P/token at the next link or refresh")
+        # CONTRACT: P/token is sent on link, after each refresh, and on request. Over MQTT 5
+        # the reply carries it; over 3.1.1 (no response topic) it comes on P/token.
+        self.command("token", {})
 
     def run(self):
         url = urllib.parse.urlparse(self.args.url)

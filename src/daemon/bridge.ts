@@ -111,9 +111,19 @@ export class LinkBridge {
       case "logout":
         await ctl.logout();
         return okReply();
-      case "token":
-        return ctl.currentToken() ??
-          errorReply("no_token", "No valid access token: not linked, or a refresh is under way");
+      case "token": {
+        const t = ctl.currentToken();
+        if (!t) {
+          return errorReply(
+            "no_token",
+            "No valid access token: not linked, or a refresh is under way",
+          );
+        }
+        // P/token is sent "on request" too (CONTRACT section 4): a client on MQTT 3.1.1, or one
+        // without a response topic, gets the token there; the reply carries it as well.
+        this.#publish("token", () => this.#o.bus.publishToken(t));
+        return t;
+      }
       case "refresh":
         return refreshReply(await ctl.refreshNow(refreshReason(options.reason)));
     }

@@ -146,6 +146,15 @@ test("LinkBridge answers commands through the controller", async () => {
   assert.equal(calls, ["pair", "logout"]);
 });
 
+test('LinkBridge: cmd/token answers with the token and sends it on P/token too ("on request")', async () => {
+  const { bus, log, command } = recordingBus();
+  const bridge = new LinkBridge({ bus, presenter: presenter(bus) });
+  bridge.attach(fakeController(TOKEN).ctl);
+  assert.equal(await command("token"), TOKEN);
+  await bridge.flush();
+  assert.equal(log.filter((l) => l.startsWith("token:")).length, 1);
+});
+
 test("LinkBridge answers cmd/refresh from refreshNow(): ok once refreshed, else the problem", async () => {
   const { bus, command } = recordingBus();
   const bridge = new LinkBridge({ bus, presenter: presenter(bus) });
