@@ -30,6 +30,7 @@ test("demo --approve: provisions, pairs, the subscriber gets a token; again: boo
   const first = await demo("--fresh", "--approve");
   assert.is(first.code, 0, first.out);
   assert.match(first.out, /linkd provision/);
+  assert.ok(first.out.includes(`device files in ${dir},`), "names the folder it really uses");
   assert.match(first.out, /\[audio\] state: pairing/);
   assert.match(first.out, /would say: "To link this device/);
   assert.match(first.out, /segment display/);

@@ -32,6 +32,8 @@ import { runDaemon } from "../../src/daemon/run.ts";
 const root = new URL("../../", import.meta.url).pathname;
 /** `LINKD_DEMO_DIR` moves the demo device elsewhere (the tests use a temporary folder). */
 const dir = Deno.env.get("LINKD_DEMO_DIR") ?? `${root}target/demo`;
+/** The folder as a person would type it: relative to the project when it lies inside. */
+const shownDir = dir.startsWith(root) ? dir.slice(root.length) : dir;
 const configPath = `${dir}/linkd.json`;
 const CLIENT = "amzn1.application-oa2-client.linkd-demo";
 /** The scope the demo's security profile is not enabled for. */
@@ -188,7 +190,7 @@ try {
 }
 
 out(
-  `linkd demo: device files in target/demo, broker ${broker.url}${embedded ? " (embedded)" : ""}`,
+  `linkd demo: device files in ${shownDir}, broker ${broker.url}${embedded ? " (embedded)" : ""}`,
 );
 out(`authorization server ${auth.url} (verification page ${auth.verificationUrl})`);
 const refusal = {
