@@ -68,24 +68,64 @@ const messages = (peer: Peer, topic: string): PeerMessage[] =>
 const states = (peer: Peer) =>
   messages(peer, "linkd/state").map((m) => (m.cbor as { state: string }).state);
 
+/** One test's world (withRig). */
+interface Rig {
+  /** The device folder: config, flash and OTP files. */
+  dir: string;
+  auth: AuthServer;
+  /** The audio subsystem: paho-mqtt, subscribed to `linkd/#`. */
+  p: Peer;
+  /** Registers a process the test started: killed at the end if it still runs. */
+  track<T extends Deno.ChildProcess>(child: T): T;
+}
+
+/**
+ * A device folder with its config (`outputs`, `display`), the local authorization server (poll
+ * interval `interval` s), mosquitto and the audio peer on `linkd/#`, for `fn`; afterwards all of
+ * it is gone and every process `fn` tracked is killed if it still runs.
+ */
+async function withRig(
+  prefix: string,
+  o: { interval?: number; outputs?: string[]; display?: Record<string, unknown> },
+  fn: (r: Rig) => Promise<void>,
+): Promise<void> {
+  const dir = Deno.makeTempDirSync({ prefix });
+  const poll = o.interval === undefined ? {} : { interval: o.interval };
+  const auth = startAuthServer({ clients: [{ clientId: CLIENT, ...poll }] });
+  const children: Deno.ChildProcess[] = [];
+  let broker: Mosquitto | null = null;
+  let peer: Peer | null = null;
+  try {
+    broker = await startMosquitto();
+    writeConfig(dir, auth, broker, o.outputs ?? [], o.display);
+    peer = await Peer.open({ port: broker.port, clientId: "audio" });
+    await peer.subscribe("linkd/#", { qos: 1, rap: true });
+    await fn({ dir, auth, p: peer, track: (c) => (children.push(c), c) });
+  } finally {
+    for (const c of children) {
+      try {
+        c.kill("SIGKILL");
+      } catch { /* already gone */ }
+      // A child whose stderr a reader holds cannot give its output: its status then.
+      await (async () => await c.output())().catch(() => c.status).catch(() => {});
+    }
+    await peer?.close();
+    await broker?.stop();
+    await auth.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
 run(
   "linkd run: pairs, serves the token, exits 0 on SIGTERM with offline, reboots from flash",
-  async () => {
-    const dir = Deno.makeTempDirSync({ prefix: "linkd-daemon-" });
-    const auth = startAuthServer({ clients: [{ clientId: CLIENT, interval: 1 }] });
-    let broker: Mosquitto | null = null;
-    let peer: Peer | null = null;
-    const children: Deno.ChildProcess[] = [];
-    try {
-      broker = await startMosquitto();
-      writeConfig(dir, auth, broker, ["voice", "segment", "screen"], GEOMETRY);
+  () =>
+    withRig("linkd-daemon-", {
+      interval: 1,
+      outputs: ["voice", "segment", "screen"],
+      display: GEOMETRY,
+    }, async ({ dir, auth, p, track }) => {
       await provision(dir, "SN-D1");
-
-      peer = await Peer.open({ port: broker.port, clientId: "audio" });
-      const p = peer;
-      await p.subscribe("linkd/#", { qos: 1, rap: true });
-      const first = linkd(["run", "--config", "linkd.json"], dir);
-      children.push(first);
+      const first = track(linkd(["run", "--config", "linkd.json"], dir));
       await approveShownCode(p, auth);
       // The configured display geometry reaches the bus (decoded by the peer's cbor2).
       const seg = await p.waitFor(() => messages(p, "linkd/segment").find((m) => m.hex !== ""));
@@ -124,8 +164,7 @@ run(
       // A restart with a valid sealed token publishes it without touching the network.
       const before = auth.state.stats();
       const tokensBefore = messages(p, "linkd/token").length;
-      const second = linkd(["run", "--config", "linkd.json"], dir);
-      children.push(second);
+      const second = track(linkd(["run", "--config", "linkd.json"], dir));
       await p.waitFor(
         () => (messages(p, "linkd/token").length > tokensBefore ? true : undefined),
         15_000,
@@ -139,19 +178,7 @@ run(
       ]);
       second.kill("SIGTERM");
       assert.is((await second.status).code, 0);
-    } finally {
-      for (const c of children) {
-        try {
-          c.kill("SIGKILL");
-        } catch { /* already gone */ }
-        await c.output().catch(() => {});
-      }
-      await peer?.close();
-      await broker?.stop();
-      await auth.close();
-      Deno.removeSync(dir, { recursive: true });
-    }
-  },
+    }),
 );
 
 let asked = 0;
@@ -171,20 +198,10 @@ async function ask(p: Peer, cmd: string, payload: Uint8Array): Promise<PeerMessa
 
 run(
   "linkd run: P/cmd/refresh {reason: rejected} after a revocation says unlinked within seconds",
-  async () => {
-    const dir = Deno.makeTempDirSync({ prefix: "linkd-revoked-" });
-    const auth = startAuthServer({ clients: [{ clientId: CLIENT, interval: 1 }] });
-    let broker: Mosquitto | null = null;
-    let peer: Peer | null = null;
-    let daemon: Deno.ChildProcess | null = null;
-    try {
-      broker = await startMosquitto();
-      writeConfig(dir, auth, broker, []);
+  () =>
+    withRig("linkd-revoked-", { interval: 1 }, async ({ dir, auth, p, track }) => {
       await provision(dir, "SN-D2");
-      peer = await Peer.open({ port: broker.port, clientId: "audio" });
-      const p = peer;
-      await p.subscribe("linkd/#", { qos: 1, rap: true });
-      daemon = linkd(["run", "--config", "linkd.json"], dir);
+      const daemon = track(linkd(["run", "--config", "linkd.json"], dir));
       await approveShownCode(p, auth);
       await p.waitFor(() => (states(p).at(-1) === "linked" ? true : undefined), 15_000);
 
@@ -208,18 +225,7 @@ run(
       assert.is(JSON.parse(new TextDecoder().decode(st.stdout)).linked, false, "tokens wiped");
       daemon.kill("SIGTERM");
       assert.is((await daemon.status).code, 0);
-      daemon = null;
-    } finally {
-      if (daemon) {
-        daemon.kill("SIGKILL");
-        await daemon.output().catch(() => {});
-      }
-      await peer?.close();
-      await broker?.stop();
-      await auth.close();
-      Deno.removeSync(dir, { recursive: true });
-    }
-  },
+    }),
 );
 
 /** A real systemd-style notify socket: a unix datagram socket read by Debian's Python. */
@@ -253,89 +259,71 @@ while True:
 
 run(
   "linkd run under systemd: STATUS=, READY=1 after the first state, WATCHDOG=1, journal levels",
-  async () => {
-    const dir = Deno.makeTempDirSync({ prefix: "linkd-notify-" });
-    const auth = startAuthServer({ clients: [{ clientId: CLIENT }] });
-    const sock = notifySocket(`${dir}/notify.sock`);
-    let broker: Mosquitto | null = null;
-    let peer: Peer | null = null;
-    let daemon: Deno.ChildProcess | null = null;
-    try {
-      broker = await startMosquitto();
-      writeConfig(dir, auth, broker, []);
-      peer = await Peer.open({ port: broker.port, clientId: "audio" });
-      const p = peer;
-      await p.subscribe("linkd/#", { qos: 1, rap: true });
-      for (let i = 0; i < 100 && !sock.lines.includes("ready"); i++) {
-        await new Promise((r) => setTimeout(r, 20));
+  () =>
+    withRig("linkd-notify-", {}, async ({ dir, p, track }) => {
+      const sock = notifySocket(`${dir}/notify.sock`);
+      try {
+        for (let i = 0; i < 100 && !sock.lines.includes("ready"); i++) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        // As systemd starts it: JOURNAL_STREAM names the stream stderr is (here: the pipe).
+        const daemon = track(new Deno.Command("/bin/sh", {
+          args: [
+            "-c",
+            'JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec "$@"',
+            "sh",
+            Deno.execPath(),
+            "run",
+            "-A",
+            `${root}src/main.ts`,
+            "run",
+            "--config",
+            "linkd.json",
+          ],
+          cwd: dir,
+          env: { NO_COLOR: "1", NOTIFY_SOCKET: `${dir}/notify.sock`, WATCHDOG_USEC: "400000" },
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn());
+        for (let i = 0; i < 500 && !sock.lines.includes("READY=1"); i++) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        assert.ok(sock.lines.includes("READY=1"), `notify socket got: ${sock.lines}`);
+        // READY=1 came after the first state: the unprovisioned device's state is on the bus.
+        assert.equal(states(p).slice(0, 1), ["unprovisioned"]);
+        for (let i = 0; i < 100 && !sock.lines.includes("WATCHDOG=1"); i++) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        assert.ok(sock.lines.includes("WATCHDOG=1"), "the watchdog is fed");
+        // systemctl status shows where linkd is: the state, before READY=1.
+        assert.ok(
+          sock.lines.indexOf("STATUS=unprovisioned") >= 0 &&
+            sock.lines.indexOf("STATUS=unprovisioned") < sock.lines.indexOf("READY=1"),
+          `notify socket got: ${sock.lines}`,
+        );
+        // A reload (ExecReload's SIGHUP): RELOADING=1, then READY=1 again once the state is out.
+        const before = sock.lines.length;
+        daemon.kill("SIGHUP");
+        const since = () => sock.lines.slice(before).filter((l) => l !== "WATCHDOG=1");
+        for (let i = 0; i < 500 && !since().includes("READY=1"); i++) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        assert.equal(since().filter((l) => /^(RELOADING|READY)=/.test(l)), [
+          "RELOADING=1",
+          "READY=1",
+        ]);
+        daemon.kill("SIGTERM");
+        const out = await daemon.output();
+        assert.is(out.code, 0);
+        // Every line carries its sd-daemon level: the state change is notice.
+        const log = new TextDecoder().decode(out.stderr).split("\n").filter((l) => l !== "");
+        assert.ok(log.includes("<5>linkd: state unprovisioned"), log.join("\n"));
+        assert.ok(log.every((l) => /^<[3-7]>/.test(l)), log.join("\n"));
+      } finally {
+        sock.child.kill();
+        await sock.child.output().catch(() => {});
       }
-      // As systemd starts it: JOURNAL_STREAM names the stream stderr is (here: the pipe).
-      daemon = new Deno.Command("/bin/sh", {
-        args: [
-          "-c",
-          'JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec "$@"',
-          "sh",
-          Deno.execPath(),
-          "run",
-          "-A",
-          `${root}src/main.ts`,
-          "run",
-          "--config",
-          "linkd.json",
-        ],
-        cwd: dir,
-        env: { NO_COLOR: "1", NOTIFY_SOCKET: `${dir}/notify.sock`, WATCHDOG_USEC: "400000" },
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      for (let i = 0; i < 500 && !sock.lines.includes("READY=1"); i++) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      assert.ok(sock.lines.includes("READY=1"), `notify socket got: ${sock.lines}`);
-      // READY=1 came after the first state: the unprovisioned device's state is on the bus.
-      assert.equal(states(p).slice(0, 1), ["unprovisioned"]);
-      for (let i = 0; i < 100 && !sock.lines.includes("WATCHDOG=1"); i++) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      assert.ok(sock.lines.includes("WATCHDOG=1"), "the watchdog is fed");
-      // systemctl status shows where linkd is: the state, before READY=1.
-      assert.ok(
-        sock.lines.indexOf("STATUS=unprovisioned") >= 0 &&
-          sock.lines.indexOf("STATUS=unprovisioned") < sock.lines.indexOf("READY=1"),
-        `notify socket got: ${sock.lines}`,
-      );
-      // A reload (ExecReload's SIGHUP): RELOADING=1, then READY=1 again once the state is out.
-      const before = sock.lines.length;
-      daemon.kill("SIGHUP");
-      const since = () => sock.lines.slice(before).filter((l) => l !== "WATCHDOG=1");
-      for (let i = 0; i < 500 && !since().includes("READY=1"); i++) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      assert.equal(since().filter((l) => /^(RELOADING|READY)=/.test(l)), [
-        "RELOADING=1",
-        "READY=1",
-      ]);
-      daemon.kill("SIGTERM");
-      const out = await daemon.output();
-      assert.is(out.code, 0);
-      daemon = null;
-      // Every line carries its sd-daemon level: the state change is notice.
-      const log = new TextDecoder().decode(out.stderr).split("\n").filter((l) => l !== "");
-      assert.ok(log.includes("<5>linkd: state unprovisioned"), log.join("\n"));
-      assert.ok(log.every((l) => /^<[3-7]>/.test(l)), log.join("\n"));
-    } finally {
-      if (daemon) {
-        daemon.kill("SIGKILL");
-        await daemon.output().catch(() => {});
-      }
-      sock.child.kill();
-      await sock.child.output().catch(() => {});
-      await peer?.close();
-      await broker?.stop();
-      await auth.close();
-      Deno.removeSync(dir, { recursive: true });
-    }
-  },
+    }),
 );
 
 /** `linkd run` with its stderr read as it comes: `lines` grows while the daemon runs. */
@@ -371,21 +359,11 @@ async function waitLine(lines: string[], pick: (l: string) => boolean): Promise<
 
 run(
   "linkd run: SIGHUP applies a changed config in the same process (new prefix, then new outputs)",
-  async () => {
-    const dir = Deno.makeTempDirSync({ prefix: "linkd-reload-" });
-    const auth = startAuthServer({ clients: [{ clientId: CLIENT }] });
-    let broker: Mosquitto | null = null;
-    let peer: Peer | null = null;
-    let daemon: { child: Deno.ChildProcess; lines: string[] } | null = null;
-    try {
-      broker = await startMosquitto();
-      writeConfig(dir, auth, broker, []);
-      peer = await Peer.open({ port: broker.port, clientId: "audio" });
-      const p = peer;
-      await p.subscribe("linkd/#", { qos: 1, rap: true });
+  () =>
+    withRig("linkd-reload-", {}, async ({ dir, p, track }) => {
       await p.subscribe("speaker/#", { qos: 1, rap: true });
-      daemon = runLogged(dir);
-      const { child, lines } = daemon;
+      const { child, lines } = runLogged(dir);
+      track(child);
       await p.waitFor(() => (states(p).at(-1) === "unprovisioned" ? true : undefined), 15_000);
 
       // Another prefix: the old one is abandoned (`offline`), the new one gets the state.
@@ -415,37 +393,16 @@ run(
       assert.ok(Deno.statSync(`/proc/${child.pid}`).isDirectory);
       child.kill("SIGTERM");
       assert.is((await child.status).code, 0);
-      daemon = null;
       await p.waitFor(() => (statesOn(p, "speaker/state").at(-1) === "offline" ? true : undefined));
-    } finally {
-      if (daemon) {
-        daemon.child.kill("SIGKILL");
-        await daemon.child.status.catch(() => {});
-      }
-      await peer?.close();
-      await broker?.stop();
-      await auth.close();
-      Deno.removeSync(dir, { recursive: true });
-    }
-  },
+    }),
 );
 
 run(
   "linkd run: SIGHUP with a broken config logs one err line and runs on unchanged",
-  async () => {
-    const dir = Deno.makeTempDirSync({ prefix: "linkd-badreload-" });
-    const auth = startAuthServer({ clients: [{ clientId: CLIENT }] });
-    let broker: Mosquitto | null = null;
-    let peer: Peer | null = null;
-    let daemon: { child: Deno.ChildProcess; lines: string[] } | null = null;
-    try {
-      broker = await startMosquitto();
-      writeConfig(dir, auth, broker, []);
-      peer = await Peer.open({ port: broker.port, clientId: "audio" });
-      const p = peer;
-      await p.subscribe("linkd/#", { qos: 1, rap: true });
-      daemon = runLogged(dir);
-      const { child, lines } = daemon;
+  () =>
+    withRig("linkd-badreload-", {}, async ({ dir, p, track }) => {
+      const { child, lines } = runLogged(dir);
+      track(child);
       await p.waitFor(() => (states(p).at(-1) === "unprovisioned" ? true : undefined), 15_000);
 
       Deno.writeTextFileSync(`${dir}/linkd.json`, '{"bus": {"prefix": "a/#"');
@@ -461,21 +418,10 @@ run(
       assert.equal(states(p), ["unprovisioned"]);
       child.kill("SIGTERM");
       assert.is((await child.status).code, 0);
-      daemon = null;
       await p.waitFor(() => (states(p).at(-1) === "offline" ? true : undefined));
       assert.is(messages(p, "linkd/state").at(-1)!.retain, true);
       assert.is(lines.filter((l) => l.includes("SIGHUP")).length, 1, lines.join("\n"));
-    } finally {
-      if (daemon) {
-        daemon.child.kill("SIGKILL");
-        await daemon.child.status.catch(() => {});
-      }
-      await peer?.close();
-      await broker?.stop();
-      await auth.close();
-      Deno.removeSync(dir, { recursive: true });
-    }
-  },
+    }),
 );
 
 test.run();
