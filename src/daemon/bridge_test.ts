@@ -7,7 +7,7 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { startAuthServer } from "../../dev/authserver/server.ts";
+import { type AuthServer, startAuthServer } from "../../dev/authserver/server.ts";
 import { type Bus, connectBus } from "../bus/bus.ts";
 import { encodeCbor } from "../cbor.ts";
 import { Peer, type PeerMessage, unhex } from "../../test/support/bus.ts";
@@ -15,7 +15,8 @@ import { systemClock } from "../clock.ts";
 import { FakeClock } from "../../test/support/fake_clock.ts";
 import { Presenter } from "../present/outputs.ts";
 import { RecordType } from "../records/types.ts";
-import { drive, trackFetch } from "../../test/support/drive.ts";
+import type { Vault } from "../store/vault.ts";
+import { drive, type TrackedFetch, trackFetch } from "../../test/support/drive.ts";
 import { haveMosquitto, type Mosquitto, startMosquitto } from "../../test/support/broker.ts";
 import { provisionedVault } from "../../test/support/link.ts";
 import { prng } from "../../test/support/random.ts";
@@ -50,6 +51,36 @@ async function ask(p: Peer, cmd: string, payload: Uint8Array): Promise<PeerMessa
 function errorCode(m: PeerMessage): string {
   assert.equal(m.shape, { ok: "bool", error: { code: "str", message: "str" } }, JSON.stringify(m));
   return (m.cbor as { error: { code: string } }).error.code;
+}
+
+/**
+ * The link controller of a device provisioned as `serial` on the local server (LWA, fallback
+ * alexa:all), reporting to `bridge`; its vault and the fetch log the test drives.
+ */
+function controller(
+  server: AuthServer,
+  clock: FakeClock,
+  bridge: LinkBridge,
+  o: { serial: string; scopes: string[]; seed: number },
+): { vault: Vault; io: TrackedFetch; ctl: LinkController } {
+  const vault = provisionedVault(CLIENT, o.serial);
+  const io = trackFetch(clock);
+  const ctl = new LinkController({
+    vault,
+    identity: { clientId: CLIENT, productId: "speaker", serial: o.serial },
+    auth: {
+      dialect: "lwa",
+      codepairUrl: server.lwa.codepairUrl,
+      tokenUrl: server.lwa.tokenUrl,
+      scopes: o.scopes,
+      fallbackScopes: ["alexa:all"],
+    },
+    fetch: io.fetch,
+    clock,
+    random: prng(o.seed),
+    listener: bridge.listener,
+  });
+  return { vault, io, ctl };
 }
 
 /** A presenter that shows nothing: the refresh tests are about the bus. */
@@ -92,23 +123,12 @@ run(
         },
       });
       const bridge = new LinkBridge({ bus, presenter });
-      const vault = provisionedVault(CLIENT, "SN-BRIDGE-1");
-      const io = trackFetch(clock);
-      ctl = new LinkController({
-        vault,
-        identity: { clientId: CLIENT, productId: "speaker", serial: "SN-BRIDGE-1" },
-        auth: {
-          dialect: "lwa",
-          codepairUrl: server.lwa.codepairUrl,
-          tokenUrl: server.lwa.tokenUrl,
-          scopes: ["alexa:all", "music::library:read"],
-          fallbackScopes: ["alexa:all"],
-        },
-        fetch: io.fetch,
-        clock,
-        random: prng(2),
-        listener: bridge.listener,
+      const { vault, io, ctl: made } = controller(server, clock, bridge, {
+        serial: "SN-BRIDGE-1",
+        scopes: ["alexa:all", "music::library:read"],
+        seed: 2,
       });
+      ctl = made;
       bridge.attach(ctl);
       const c = ctl;
       await ctl.start();
@@ -340,23 +360,12 @@ run(
         random: prng(5),
       });
       const bridge = new LinkBridge({ bus, presenter: silent(clock) });
-      const vault = provisionedVault(CLIENT, "SN-BRIDGE-2");
-      const io = trackFetch(clock);
-      ctl = new LinkController({
-        vault,
-        identity: { clientId: CLIENT, productId: "speaker", serial: "SN-BRIDGE-2" },
-        auth: {
-          dialect: "lwa",
-          codepairUrl: server.lwa.codepairUrl,
-          tokenUrl: server.lwa.tokenUrl,
-          scopes,
-          fallbackScopes: ["alexa:all"],
-        },
-        fetch: io.fetch,
-        clock,
-        random: prng(6),
-        listener: bridge.listener,
+      const { vault, io, ctl: made } = controller(server, clock, bridge, {
+        serial: "SN-BRIDGE-2",
+        scopes: scopes,
+        seed: 6,
       });
+      ctl = made;
       bridge.attach(ctl);
       const c = ctl;
       const refreshes = () => io.log.filter((l) => l.form.grant_type === "refresh_token").length;
