@@ -20,16 +20,8 @@ export type Command =
   | { readonly cmd: "run"; readonly config?: string }
   | { readonly cmd: "status"; readonly config?: string; readonly json: boolean }
   | {
-    readonly cmd: "provision";
-    readonly config?: string;
-    readonly serial: string;
-    readonly productId: string;
-    readonly clientId: string;
-    readonly lineKey?: string;
-    readonly recordOut?: string;
-  }
-  | {
-    readonly cmd: "repair";
+    /** The factory line (provision) and the rework station (repair) take the same identity. */
+    readonly cmd: "provision" | "repair";
     readonly config?: string;
     readonly serial: string;
     readonly productId: string;
