@@ -12,11 +12,23 @@
  *     deno                               the Deno runtime from the npm platform package
  *     linkd.js                           the bundle
  *     linkd                              POSIX launcher: `deno run ... linkd.js "$@"`
- *   target/linkd-<version>-<arch>.tar.gz that payload, made reproducibly (sorted entries, mtime
- *                                        SOURCE_DATE_EPOCH or 0, uid/gid 0, gzip -n)
+ *   target/linkd-<version>-<arch>.tar.gz that payload, made reproducibly (scripts/tarball.ts:
+ *                                        sorted entries, mtime SOURCE_DATE_EPOCH or 0, uid/gid
+ *                                        0, gzip -n)
  *
- * Each artifact's size and SHA-256 is printed, one line each: `PATH  N bytes  sha256 HEX`.
- * Same inputs give the same bytes.
+ * and in both cases
+ *
+ *   target/linkd-<version>-<arch>-rootfs.tar.gz  the root-filesystem overlay, as reproducibly:
+ *                                        every file where it goes on the speaker, with its mode
+ *                                        (scripts/install.ts, the one install map, which
+ *                                        firmware/README.md's table follows)
+ *
+ * Each artifact's size and SHA-256 is printed on stdout, one line each:
+ * `PATH  N bytes  sha256 HEX`. Same inputs give the same bytes. On stderr, one line per target
+ * says how it was built (`deno compile`, or the payload and why), and one what its overlay takes
+ * in the rootfs against linkd's budget (scripts/budget.ts; the budget is
+ * firmware/storage.json's, or that of the file env LINKD_STORAGE names). Over the budget the build
+ * fails with one line.
  *
  * Runtimes: x86_64 comes from node_modules/@deno/linux-x64-glibc (installed with the `deno` npm
  * package); aarch64 is fetched once with `npm pack @deno/linux-arm64-glibc@<version>` into
@@ -42,12 +54,19 @@
 import { createHash } from "node:crypto";
 import { bundle as bundleProgram } from "./scripts/bundle.ts";
 import { PERMISSIONS, runArgs, v8FlagArgs } from "./scripts/runtime.ts";
+import { budgetLine, readBudget, storedSize } from "./scripts/budget.ts";
+import { stageOverlay } from "./scripts/install.ts";
+import { compileBase } from "./scripts/compile_base.ts";
+import { reproducibleTar } from "./scripts/tarball.ts";
+import { npmPack, tarballName } from "./scripts/npm_pack.ts";
+import { quietEnv, run } from "./scripts/tool.ts";
 import { VERSION } from "./src/version.ts";
 
 const root = new URL(".", import.meta.url).pathname;
 const target = `${root}target`;
 const cacheDir = Deno.env.get("LINKD_BUILD_CACHE") ?? `${target}/cache`;
 const sourceDateEpoch = Deno.env.get("SOURCE_DATE_EPOCH") ?? "0";
+const storage = Deno.env.get("LINKD_STORAGE") || `${root}firmware/storage.json`;
 
 interface Target {
   arch: "x86_64" | "aarch64";
@@ -82,102 +101,6 @@ function removeIfExists(path: string): void {
   }
 }
 
-const quietEnv = { DENO_NO_UPDATE_CHECK: "1", DENO_NO_PROMPT: "1", NO_COLOR: "1" };
-
-async function run(
-  cmd: string,
-  args: string[],
-  opts: { env?: Record<string, string>; clearEnv?: boolean } = {},
-): Promise<{ ok: boolean; stderr: string }> {
-  try {
-    const out = await new Deno.Command(cmd, {
-      args,
-      env: { ...quietEnv, ...opts.env },
-      clearEnv: opts.clearEnv ?? false,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
-    return { ok: out.success, stderr };
-  } catch (e) {
-    return { ok: false, stderr: e instanceof Error ? e.message : String(e) };
-  }
-}
-
-/** The file `npm pack` writes for `name@version`: `@scope/pkg` gives `scope-pkg-<version>.tgz`. */
-export function tarballName(name: string, version: string): string {
-  return `${name.replace(/^@/, "").replace("/", "-")}-${version}.tgz`;
-}
-
-/** npm's fetch retries when the environment does not set them: one retry, after 1 to 10 s. */
-const NPM_FETCH_DEFAULTS = { retries: "1", retry_mintimeout: "1000", retry_maxtimeout: "10000" };
-
-/**
- * The fetch-retry settings for one `npm pack`, as environment variables: `env`'s own (either
- * case, as npm reads them) where they are whole numbers, else NPM_FETCH_DEFAULTS, with the
- * minimum timeout never above the maximum. Both cases are set so that neither can disagree.
- */
-export function npmFetchEnv(env: Record<string, string | undefined>): Record<string, string> {
-  const get = (key: keyof typeof NPM_FETCH_DEFAULTS): string => {
-    const v = env[`npm_config_fetch_${key}`] ?? env[`NPM_CONFIG_FETCH_${key.toUpperCase()}`];
-    return v !== undefined && /^\d+$/.test(v) ? v : NPM_FETCH_DEFAULTS[key];
-  };
-  const max = get("retry_maxtimeout");
-  const min = String(Math.min(Number(get("retry_mintimeout")), Number(max)));
-  const settings = { retries: get("retries"), retry_mintimeout: min, retry_maxtimeout: max };
-  const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(settings)) {
-    out[`npm_config_fetch_${key}`] = value;
-    out[`NPM_CONFIG_FETCH_${key.toUpperCase()}`] = value;
-  }
-  return out;
-}
-
-/** At most this many of npm's error lines go into an error, each cut to NPM_LINE_CHARS. */
-const NPM_ERROR_LINES = 5;
-const NPM_LINE_CHARS = 240;
-
-/**
- * npm's own error lines in its output (`npm error ...`; `npm ERR! ...` before npm 9), in order,
- * without repeats, stack frames, dumped objects or the pointer to its log file (which lives in
- * the npm cache); at most NPM_ERROR_LINES, each cut to NPM_LINE_CHARS.
- */
-export function npmErrorLines(output: string): string[] {
-  const lines = output.split("\n").map((l) => l.trimEnd()).filter((l) =>
-    /^npm (?:error|ERR!) [A-Za-z]/.test(l) && !l.includes("A complete log of this run")
-  );
-  return [...new Set(lines)].slice(0, NPM_ERROR_LINES).map((l) =>
-    l.length > NPM_LINE_CHARS ? `${l.slice(0, NPM_LINE_CHARS - 1)}…` : l
-  );
-}
-
-/**
- * `npm pack name@version` into `dir`; the tarball's path. `env` is added to this process's
- * environment (registry, npm cache, retries); npmFetchEnv() settles the retries. On failure the
- * error's first line names the command and each further line is one of npm's error lines
- * (npmErrorLines()), indented; else the last line npm printed.
- */
-export async function npmPack(
-  name: string,
-  version: string,
-  dir: string,
-  env: Record<string, string> = {},
-): Promise<string> {
-  const spec = `${name}@${version}`;
-  const fetchEnv = npmFetchEnv({ ...Deno.env.toObject(), ...env });
-  const r = await run("npm", ["pack", spec, "--pack-destination", dir, "--loglevel=error"], {
-    env: { ...env, ...fetchEnv },
-  });
-  const tgz = `${dir}/${tarballName(name, version)}`;
-  if (r.ok && exists(tgz)) return tgz;
-  const npmLines = npmErrorLines(r.stderr);
-  const last = r.stderr.trim().split("\n").pop()?.trim();
-  const why = npmLines.length > 0
-    ? npmLines
-    : [r.ok ? `npm wrote no ${tarballName(name, version)}` : last || "npm printed nothing"];
-  throw new Error([`\`npm pack ${spec}\` failed`, ...why.map((l) => `  ${l}`)].join("\n"));
-}
-
 /** The Deno version the firmware ships: package.json's `deno` devDependency. */
 function denoVersion(): string {
   const pkg = JSON.parse(Deno.readTextFileSync(`${root}package.json`)) as {
@@ -186,24 +109,6 @@ function denoVersion(): string {
   const v = pkg.devDependencies?.["deno"];
   if (!v || !/^\d+\.\d+\.\d+$/.test(v)) fail("package.json: devDependencies.deno is not X.Y.Z");
   return v;
-}
-
-/** Where `deno compile` would find a runtime base for `t`, or null (then: payload). */
-function denortFor(t: Target, version: string): { env: Record<string, string> } | null {
-  const hostArch = Deno.build.os === "linux" ? Deno.build.arch : null;
-  const denortBin = Deno.env.get("DENORT_BIN");
-  if (denortBin && t.arch === hostArch) {
-    if (!exists(denortBin)) fail(`DENORT_BIN=${denortBin} does not exist`);
-    return { env: { DENORT_BIN: denortBin } };
-  }
-  // As Deno itself: DENO_DIR when set (CI sets an empty one), else the user-level cache.
-  const home = Deno.env.get("HOME") ?? "";
-  const dir = Deno.env.get("DENO_DIR") ||
-    `${Deno.env.get("XDG_CACHE_HOME") || `${home}/.cache`}/deno`;
-  if (exists(`${dir}/dl/release/v${version}/denort-${t.triple}.zip`)) {
-    return { env: { DENO_DIR: dir } };
-  }
-  return null;
 }
 
 /**
@@ -284,6 +189,53 @@ function failWith(e: unknown): never {
   fail(e instanceof Error ? e.message : String(e));
 }
 
+/** The payload's files: the runtime, the launcher, the bundle. */
+const PAYLOAD = ["deno", "linkd", "linkd.js"];
+
+/** Writes the payload into the folder `dir`; its files by name. */
+function writePayload(dir: string, runtime: Uint8Array, bundle: string): Record<string, string> {
+  Deno.writeFileSync(`${dir}/deno`, runtime);
+  Deno.chmodSync(`${dir}/deno`, 0o755);
+  Deno.writeTextFileSync(`${dir}/linkd`, launcher());
+  Deno.chmodSync(`${dir}/linkd`, 0o755);
+  Deno.copyFileSync(bundle, `${dir}/linkd.js`);
+  Deno.chmodSync(`${dir}/linkd.js`, 0o644);
+  return Object.fromEntries(PAYLOAD.map((n) => [n, `${dir}/${n}`]));
+}
+
+/** `deno compile` of the bundle for `t` into `out`, with the runtime base `baseEnv` names. */
+async function compile(
+  t: Target,
+  baseEnv: Record<string, string>,
+  bundle: string,
+  out: string,
+): Promise<string> {
+  // DENORT_BIN must not leak into a compile for another architecture.
+  const env: Record<string, string> = { ...Deno.env.toObject(), ...quietEnv };
+  delete env["DENORT_BIN"];
+  Object.assign(env, baseEnv);
+  const r = await run(Deno.execPath(), [
+    "compile",
+    "--quiet",
+    "--no-check",
+    "--no-config",
+    "--no-lock",
+    "--no-remote",
+    "--no-npm",
+    ...PERMISSIONS,
+    ...v8FlagArgs(),
+    "--target",
+    t.triple,
+    "--output",
+    out,
+    bundle,
+  ], { env, clearEnv: true });
+  if (!r.ok) {
+    throw new Error(`Cannot compile for ${t.triple}: ${r.stderr.trim().split("\n").pop()}`);
+  }
+  return out;
+}
+
 /** The build: the bundle, then each target's artifacts, then their sizes and digests. */
 async function main(): Promise<void> {
   const built: string[] = [];
@@ -301,73 +253,73 @@ async function main(): Promise<void> {
   // 2. Per target: what to build, and the runtimes the payloads need (all fetched before any
   // target's artifacts are replaced, so a failed fetch leaves the previous build whole).
   const version = denoVersion();
+  const budget = (() => {
+    try {
+      return { ...readBudget(storage), home: storage.replace(root, "") };
+    } catch (e) {
+      failWith(e);
+    }
+  })();
+  const hostArch = Deno.build.os === "linux" ? Deno.build.arch : null;
   const plans: Plan[] = [];
   for (const t of TARGETS) {
-    const denort = denortFor(t, version);
+    let base: ReturnType<typeof compileBase>;
+    try {
+      base = compileBase(t, version, Deno.env.toObject(), hostArch);
+    } catch (e) {
+      failWith(e);
+    }
+    console.error(`build: ${base.line}`);
+    const denort = base.env ? { env: base.env } : null;
     if (denort) plans.push({ t, denort });
     else plans.push({ t, denort, runtime: await runtimeFor(t, version).catch(failWith) });
   }
 
-  for (const { t, denort, runtime } of plans) {
-    const compiled = `${target}/linkd-${t.arch}-linux`;
-    const payload = `${target}/firmware/${t.arch}`;
-    const tarball = `${target}/linkd-${VERSION}-${t.arch}.tar.gz`;
-    if (denort) {
-      removeIfExists(payload);
-      removeIfExists(tarball);
-      // DENORT_BIN must not leak into a compile for another architecture.
-      const env: Record<string, string> = { ...Deno.env.toObject(), ...quietEnv };
-      delete env["DENORT_BIN"];
-      Object.assign(env, denort.env);
-      const r = await run(Deno.execPath(), [
-        "compile",
-        "--quiet",
-        "--no-check",
-        "--no-config",
-        "--no-lock",
-        "--no-remote",
-        "--no-npm",
-        ...PERMISSIONS,
-        ...v8FlagArgs(),
-        "--target",
-        t.triple,
-        "--output",
-        compiled,
-        bundle,
-      ], { env, clearEnv: true });
-      if (!r.ok) fail(`Cannot compile for ${t.triple}: ${r.stderr.trim().split("\n").pop()}`);
-      built.push(compiled);
-      continue;
+  // 3. Per target, in a folder of its own under target/: the payload (or the compiled
+  // executable) and the overlay's tree, measured against linkd's rootfs budget. Nothing under
+  // target/ is replaced until every target fits.
+  const work = Deno.makeTempDirSync({ dir: target, prefix: ".build-" });
+  try {
+    for (const { t, denort, runtime } of plans) {
+      const dir = `${work}/${t.arch}`;
+      for (const d of [dir, `${dir}/payload`, `${dir}/rootfs`]) {
+        Deno.mkdirSync(d);
+        Deno.chmodSync(d, 0o755);
+      }
+      const shipped = denort
+        ? { linkd: await compile(t, denort.env, bundle, `${dir}/payload/linkd`) }
+        : writePayload(`${dir}/payload`, runtime!, bundle);
+      const files = stageOverlay(`${dir}/rootfs`, `${root}firmware`, shipped);
+      const { ok, line } = budgetLine(t.arch, await storedSize(files, budget, cacheDir), budget);
+      if (!ok) throw new Error(line);
+      console.error(`build: ${line}`);
     }
-    removeIfExists(compiled);
-    removeIfExists(payload);
-    Deno.mkdirSync(payload, { recursive: true });
-    Deno.chmodSync(payload, 0o755);
-    Deno.writeFileSync(`${payload}/deno`, runtime!);
-    Deno.chmodSync(`${payload}/deno`, 0o755);
-    Deno.copyFileSync(bundle, `${payload}/linkd.js`);
-    Deno.chmodSync(`${payload}/linkd.js`, 0o644);
-    Deno.writeTextFileSync(`${payload}/linkd`, launcher());
-    Deno.chmodSync(`${payload}/linkd`, 0o755);
-    const r = await run("tar", [
-      "--sort=name",
-      `--mtime=@${sourceDateEpoch}`,
-      "--owner=0",
-      "--group=0",
-      "--numeric-owner",
-      "--format=gnu",
-      "--use-compress-program=gzip -n",
-      "-C",
-      payload,
-      "-cf",
-      tarball,
-      "deno",
-      "linkd",
-      "linkd.js",
-    ]);
-    if (!r.ok) fail(`Cannot write ${tarball}: ${r.stderr.trim()}`);
-    built.push(`${payload}/deno`, `${payload}/linkd`, `${payload}/linkd.js`, tarball);
+    // 4. Into place: the payload and its tarball, or the executable; the overlay.
+    for (const { t, denort } of plans) {
+      const dir = `${work}/${t.arch}`;
+      const compiled = `${target}/linkd-${t.arch}-linux`;
+      const payload = `${target}/firmware/${t.arch}`;
+      const tarball = `${target}/linkd-${VERSION}-${t.arch}.tar.gz`;
+      const overlay = `${target}/linkd-${VERSION}-${t.arch}-rootfs.tar.gz`;
+      for (const old of [compiled, payload, tarball, overlay]) removeIfExists(old);
+      if (denort) {
+        Deno.renameSync(`${dir}/payload/linkd`, compiled);
+        built.push(compiled);
+      } else {
+        Deno.mkdirSync(`${target}/firmware`, { recursive: true });
+        Deno.renameSync(`${dir}/payload`, payload);
+        await reproducibleTar(payload, PAYLOAD, tarball, sourceDateEpoch);
+        built.push(...PAYLOAD.map((n) => `${payload}/${n}`), tarball);
+      }
+      const tops = [...Deno.readDirSync(`${dir}/rootfs`)].map((e) => e.name);
+      await reproducibleTar(`${dir}/rootfs`, tops, overlay, sourceDateEpoch);
+      built.push(overlay);
+    }
+  } catch (e) {
+    removeIfExists(work);
+    failWith(e);
   }
+  removeIfExists(work);
 
   // 3. Sizes and digests.
   for (const path of built) {

@@ -10,11 +10,23 @@
  * a warm cache once hid a retry setting that npm refuses on a real fetch. The npm fetch itself
  * (build.ts's npmPack()) is tested on its own too: with an empty cache against the registry, and
  * against a closed port, where it must fail within seconds showing npm's own error lines.
+ *
+ * The root-filesystem overlay of each architecture is unpacked into a temporary root: its entries
+ * are the install map's (scripts/install.ts), which firmware/README.md's table must match; the
+ * unit passes `systemd-analyze verify --root` there (v252 looks up the unit, its ExecStart and
+ * ExecReload, and the units it names under the root, so the root gets the base system's few
+ * pieces the unit names: /bin/kill and systemd's targets, copied from this machine); and
+ * `/usr/bin/linkd` runs `--version` and `status` from it (aarch64 under qemu). The build's lines on
+ * stderr say how each target was built and what its overlay takes against the rootfs budget; a
+ * budget too small fails the build. The runtime's needs in firmware/README.md (glibc, libgcc_s,
+ * shared libraries, kernel ABI tag, page alignment) are measured again from the binaries.
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createHash } from "node:crypto";
-import { npmErrorLines, npmFetchEnv, npmPack, tarballName } from "../build.ts";
+import { npmErrorLines, npmFetchEnv, npmPack, tarballName } from "../scripts/npm_pack.ts";
+import { compileBase } from "../scripts/compile_base.ts";
+import { INSTALL, LINKS } from "../scripts/install.ts";
 import { VERSION } from "../src/version.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -62,10 +74,13 @@ async function run(
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
+let buildStderr = "";
+
 /** Runs the build; its printed artifacts as path (relative to the repo) → [size, sha256]. */
 async function build(env: Record<string, string> = {}): Promise<Map<string, [number, string]>> {
   const out = await run(Deno.execPath(), ["run", "-A", "build.ts"], { ...freshCaches, ...env });
   assert.is(out.code, 0, `build failed:\n${out.stderr}`);
+  buildStderr = out.stderr;
   const arts = new Map<string, [number, string]>();
   for (const line of out.stdout.split("\n").filter((l) => l !== "")) {
     const m = /^(\S+) {2}(\d+) bytes {2}sha256 ([0-9a-f]{64})$/.exec(line);
@@ -85,9 +100,16 @@ function exists(path: string): boolean {
 }
 
 let first: Map<string, [number, string]>;
+let firstStderr = "";
+const ARCHES = [
+  { arch: "x86_64", triple: "x86_64-unknown-linux-gnu" },
+  { arch: "aarch64", triple: "aarch64-unknown-linux-gnu" },
+];
+const overlayOf = (arch: string) => `target/linkd-${VERSION}-${arch}-rootfs.tar.gz`;
 
 test("the build prints every artifact with its size and SHA-256", async () => {
   first = await build();
+  firstStderr = buildStderr;
   assert.ok(first.has("target/linkd.js"));
   for (const arch of ["x86_64", "aarch64"]) {
     const compiled = `target/linkd-${arch}-linux`;
@@ -96,6 +118,9 @@ test("the build prints every artifact with its size and SHA-256", async () => {
       assert.ok(first.has(`target/firmware/${arch}/${f}`), `${arch}/${f} not built`);
     }
     assert.ok(first.has(`target/linkd-${VERSION}-${arch}.tar.gz`), `${arch} tarball not built`);
+  }
+  for (const arch of ["x86_64", "aarch64"]) {
+    assert.ok(first.has(overlayOf(arch)), `${arch} overlay not built`);
   }
   for (const [path, [size, sha]] of first) {
     const bytes = Deno.readFileSync(`${root}${path}`);
@@ -172,61 +197,301 @@ async function which(cmd: string): Promise<string | null> {
   return out.code === 0 ? out.stdout.trim() : null;
 }
 
-test("aarch64 payload under qemu: `--version`, `status --json` on a fresh flash image", async () => {
-  const qemu = await which("qemu-aarch64-static");
-  const libc = exists(`${QEMU_PREFIX}/lib/ld-linux-aarch64.so.1`) &&
-    exists(`${QEMU_PREFIX}/lib/libgcc_s.so.1`);
-  if (!qemu || !libc) {
-    const why = !qemu
-      ? "qemu-aarch64-static is not installed"
-      : `${QEMU_PREFIX} lacks ld-linux-aarch64.so.1 or libgcc_s.so.1`;
-    const fix = "apt-get install qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross";
-    if (Deno.env.get("CI")) assert.unreachable(`${why} (${fix})`);
-    console.warn(`WARNING: skipped the aarch64 payload test: ${why} (${fix})`);
+/** What stderr says about each target: how it was built, and what its overlay takes. */
+test("the build says per target why it made the payload instead of `deno compile`, and what the overlay takes", () => {
+  const lines = firstStderr.trim().split("\n");
+  const storage = JSON.parse(Deno.readTextFileSync(`${root}firmware/storage.json`)) as {
+    rootfs: { linkdBudget: number; blockSize: number };
+  };
+  const budget = storage.rootfs.linkdBudget;
+  const home = Deno.env.get("HOME") ?? "";
+  const denoDir = Deno.env.get("DENO_DIR") ||
+    `${Deno.env.get("XDG_CACHE_HOME") || `${home}/.cache`}/deno`;
+  for (const { arch, triple } of ARCHES) {
+    const how = lines.filter((l) => l.startsWith(`build: ${arch}: `) && !l.includes("overlay"));
+    assert.is(how.length, 1, firstStderr);
+    if (first.has(`target/linkd-${arch}-linux`)) {
+      assert.match(how[0]!, `build: ${arch}: deno compile, `);
+    } else {
+      const zip = `${denoDir}/dl/release/v${devVersion("deno")}/denort-${triple}.zip`;
+      const bin = Deno.env.get("DENORT_BIN")
+        ? `DENORT_BIN serves only the host's architecture (${Deno.build.arch})`
+        : "no DENORT_BIN";
+      assert.is(
+        how[0],
+        `build: ${arch}: the payload (runtime, bundle, launcher), not deno compile: ${bin}, ` +
+          `and no ${zip}`,
+      );
+    }
+    const size = lines.filter((l) => l.startsWith(`build: ${arch}: the overlay takes `));
+    assert.is(size.length, 1, firstStderr);
+    const m = new RegExp(
+      `^build: ${arch}: the overlay takes \\d+\\.\\d MiB \\((\\d+) bytes, squashfs xz, ` +
+        `${storage.rootfs.blockSize / 1024} KiB blocks\\) of linkd's rootfs budget ${
+          (budget / 2 ** 20).toFixed(1)
+        } MiB ` +
+        `\\(${budget} bytes, rootfs\\.linkdBudget in firmware/storage\\.json\\)$`,
+    ).exec(size[0]!);
+    assert.ok(m, size[0]);
+    const stored = Number(m![1]);
+    // xz of a native executable: between a fifth and a half of the bytes the overlay holds.
+    const raw = Deno.readFileSync(`${root}target/firmware/${arch}/deno`).length;
+    assert.ok(stored > raw / 5 && stored < raw / 2 && stored <= budget, `${stored} of ${raw}`);
+  }
+});
+
+test("compileBase(): DENORT_BIN serves the host only; else the exact denort zip; else says why", () => {
+  const x = ARCHES[0]!;
+  const a = ARCHES[1]!;
+  const env = { HOME: "/home/u", DENORT_BIN: "/opt/denort" };
+  const none = () => false;
+  const zipOf = (t: { triple: string }, dir: string) =>
+    `${dir}/dl/release/v2.9.6/denort-${t.triple}.zip`;
+  assert.equal(compileBase(x, "2.9.6", env, "x86_64", (p) => p === "/opt/denort"), {
+    env: { DENORT_BIN: "/opt/denort" },
+    line: "x86_64: deno compile, DENORT_BIN=/opt/denort",
+  });
+  assert.equal(compileBase(a, "2.9.6", env, "x86_64", none), {
+    env: null,
+    line: "aarch64: the payload (runtime, bundle, launcher), not deno compile: DENORT_BIN " +
+      `serves only the host's architecture (x86_64), and no ${zipOf(a, "/home/u/.cache/deno")}`,
+  });
+  assert.equal(
+    compileBase(a, "2.9.6", { DENO_DIR: "/d" }, "x86_64", none).line,
+    `aarch64: the payload (runtime, bundle, launcher), not deno compile: no DENORT_BIN, and no ${
+      zipOf(a, "/d")
+    }`,
+  );
+  assert.equal(compileBase(a, "2.9.6", { DENO_DIR: "/d" }, "x86_64", (p) => p === zipOf(a, "/d")), {
+    env: { DENO_DIR: "/d" },
+    line: `aarch64: deno compile, ${zipOf(a, "/d")}`,
+  });
+  assert.throws(() => compileBase(x, "2.9.6", env, "x86_64", none), /^Cannot use DENORT_BIN/);
+});
+
+/** firmware/README.md's install table: from → [to, mode] (mode `link` for a symbolic link). */
+function readmeInstallTable(): Map<string, [string, string]> {
+  const md = Deno.readTextFileSync(`${root}firmware/README.md`);
+  const rows = new Map<string, [string, string]>();
+  for (const line of md.split("\n## ")[0]!.split("\n")) {
+    const cells = line.split("|").slice(1, -1).map((c) => c.trim());
+    const to = /^`(\/[^`]+)`/.exec(cells[1] ?? "");
+    if (cells.length !== 3 || !to) continue;
+    rows.set(cells[0]!.replace(/^`|`.*$/g, ""), [to[1]!, cells[2]!.replace(/`/g, "")]);
+  }
+  return rows;
+}
+
+test("firmware/README.md's table is the install map (scripts/install.ts): sources, paths, modes", () => {
+  const want = new Map<string, [string, string]>();
+  for (const e of INSTALL) want.set(e.from, [e.to, `0${e.mode.toString(8)}`]);
+  for (const l of LINKS) want.set(l.target, [l.to, "link"]);
+  assert.equal([...readmeInstallTable()].sort(), [...want].sort());
+  for (const e of INSTALL) {
+    if (e.from.startsWith("payload/")) continue;
+    assert.ok(exists(`${root}firmware/${e.from}`), `firmware/${e.from} exists`);
+  }
+  // The unit's documentation is what the overlay installs.
+  const unit = Deno.readTextFileSync(`${root}firmware/systemd/linkd.service`);
+  const doc = /^Documentation=file:(\S+)$/m.exec(unit)?.[1];
+  assert.ok(INSTALL.some((e) => e.to === doc), `Documentation=file:${doc} is installed`);
+});
+
+test("overlays: exactly the install map's entries, sorted, root's, mtime 0, gzip -n, with its modes", async () => {
+  for (const { arch } of ARCHES) {
+    const compiled = first.has(`target/linkd-${arch}-linux`);
+    const out = await run("tar", ["--numeric-owner", "-tvzf", overlayOf(arch)], { TZ: "UTC" });
+    assert.is(out.code, 0, out.stderr);
+    const rows = out.stdout.trim().split("\n").map((l) => l.split(/\s+/));
+    const names = rows.map((r) => r[5]!);
+    assert.equal(names, [...names].sort(), "sorted");
+    const want = new Map<string, string>();
+    const dirs = (path: string) => {
+      const parts = path.slice(1).split("/");
+      for (let i = 1; i < parts.length; i++) {
+        want.set(`${parts.slice(0, i).join("/")}/`, "drwxr-xr-x");
+      }
+    };
+    const modes: Record<number, string> = { 0o644: "-rw-r--r--", 0o755: "-rwxr-xr-x" };
+    for (const e of INSTALL) {
+      if (compiled && (e.from === "payload/deno" || e.from === "payload/linkd.js")) continue;
+      dirs(e.to);
+      want.set(e.to.slice(1), modes[e.mode]!);
+    }
+    for (const l of LINKS) {
+      dirs(l.to);
+      want.set(l.to.slice(1), "lrwxrwxrwx");
+    }
+    assert.equal(new Map(rows.map((r) => [r[5]!, r[0]!])), want, arch);
+    for (const r of rows) {
+      assert.is(r[1], "0/0");
+      assert.is(`${r[3]} ${r[4]}`, "1970-01-01 00:00");
+    }
+    const link = rows.find((r) => r[5] === "usr/bin/linkd")!;
+    assert.equal(link.slice(6), ["->", "../lib/linkd/linkd"]);
+    const head = Deno.readFileSync(`${root}${overlayOf(arch)}`).subarray(0, 10);
+    assert.is(head[3]! & 0x08, 0, "gzip header names a file");
+    assert.equal([...head.subarray(4, 8)], [0, 0, 0, 0]);
+  }
+});
+
+/** The overlay of `arch` unpacked into a new temporary root, with an erased flash and a config. */
+async function unpackedRoot(arch: string): Promise<string> {
+  const dir = Deno.makeTempDirSync({ prefix: `linkd-rootfs-${arch}-` });
+  const out = await run("tar", ["-xzf", `${root}${overlayOf(arch)}`, "-C", dir]);
+  assert.is(out.code, 0, out.stderr);
+  // The shipped config with the flash and OTP in the temporary root (a fresh, erased flash).
+  const config = JSON.parse(Deno.readTextFileSync(`${dir}/etc/linkd/linkd.json`));
+  Deno.mkdirSync(`${dir}/var/lib/linkd`, { recursive: true });
+  Deno.writeFileSync(
+    `${dir}/var/lib/linkd/flash.img`,
+    new Uint8Array(config.flash.size).fill(0xff),
+  );
+  config.flash.path = `${dir}/var/lib/linkd/flash.img`;
+  config.keys.otpPath = `${dir}/var/lib/linkd/otp.bin`;
+  Deno.writeTextFileSync(`${dir}/etc/linkd/test.json`, JSON.stringify(config));
+  return dir;
+}
+
+test("overlay: `systemd-analyze verify --root` finds the unit, /usr/bin/linkd and /bin/kill in the root", async () => {
+  const sa = await which("systemd-analyze");
+  if (sa === null) {
+    if (Deno.env.get("CI")) assert.unreachable("CI has systemd-analyze (systemd)");
+    console.warn("WARNING: skipped: systemd-analyze is not installed");
     return;
   }
-  const compiled = first.has("target/linkd-aarch64-linux");
-  const dir = Deno.makeTempDirSync({ prefix: "linkd-build-" });
+  const dir = await unpackedRoot("x86_64");
   try {
-    Deno.writeTextFileSync(
-      `${dir}/linkd.json`,
-      JSON.stringify({ flash: { path: "flash.img" }, keys: { otpPath: "otp.bin" } }),
-    );
-    const env = { DENO_DIR: `${dir}/deno`, QEMU_LD_PREFIX: QEMU_PREFIX };
-    const linkd = (...args: string[]) =>
-      compiled
-        ? run(qemu, ["-L", QEMU_PREFIX, `${root}target/linkd-aarch64-linux`, ...args], env, dir)
-        : run(`${root}target/firmware/aarch64/linkd`, args, {
-          ...env,
-          LINKD_RUNNER: `${qemu} -L ${QEMU_PREFIX}`,
-        }, dir);
-
-    // The runtime really is the aarch64 one.
-    if (!compiled) {
-      const v = await run(qemu, [
-        "-L",
-        QEMU_PREFIX,
-        `${root}target/firmware/aarch64/deno`,
-        "--version",
-      ]);
-      assert.is(v.code, 0, v.stderr);
-      assert.match(v.stdout, /aarch64-unknown-linux-gnu/);
+    // The base system's part (merged /usr, kill, systemd's own targets), from this machine.
+    Deno.symlinkSync("usr/bin", `${dir}/bin`);
+    Deno.copyFileSync("/usr/bin/kill", `${dir}/usr/bin/kill`);
+    Deno.chmodSync(`${dir}/usr/bin/kill`, 0o755);
+    for (const t of ["sysinit", "basic", "multi-user", "network", "time-sync"]) {
+      Deno.copyFileSync(
+        `/usr/lib/systemd/system/${t}.target`,
+        `${dir}/usr/lib/systemd/system/${t}.target`,
+      );
     }
-
-    const version = await linkd("--version");
-    assert.is(version.code, 0, version.stderr);
-    assert.is(version.stdout, `linkd ${VERSION}\n`);
-
-    const status = await linkd("status", "--config", `${dir}/linkd.json`, "--json");
-    assert.is(status.code, 0, status.stderr);
-    const lines = status.stdout.trim().split("\n");
-    assert.is(lines.length, 1, status.stdout);
-    const s = JSON.parse(lines[0]!) as { provisioned: unknown; linked: unknown; store: unknown };
-    assert.is(s.provisioned, false);
-    assert.is(s.linked, false);
-    assert.equal(s.store, { ok: true });
+    const verify = () => run(sa, ["verify", `--root=${dir}`, "linkd.service"]);
+    const ok = await verify();
+    assert.is(ok.code, 0, ok.stdout + ok.stderr);
+    assert.is((ok.stdout + ok.stderr).trim(), "", "no warning either");
+    // It really looks in the root: without the overlay's /usr/bin/linkd the unit fails.
+    Deno.removeSync(`${dir}/usr/bin/linkd`);
+    const without = await verify();
+    assert.is.not(without.code, 0);
+    assert.match(without.stderr, "Command /usr/bin/linkd is not executable");
   } finally {
     Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+for (const { arch } of ARCHES) {
+  test(`${arch} overlay: /usr/bin/linkd --version and status --json from the unpacked root`, async () => {
+    let runner: string[] = [];
+    if (arch === "aarch64") {
+      const qemu = await which("qemu-aarch64-static");
+      const libc = exists(`${QEMU_PREFIX}/lib/ld-linux-aarch64.so.1`) &&
+        exists(`${QEMU_PREFIX}/lib/libgcc_s.so.1`);
+      if (!qemu || !libc) {
+        const why = !qemu
+          ? "qemu-aarch64-static is not installed"
+          : `${QEMU_PREFIX} lacks ld-linux-aarch64.so.1 or libgcc_s.so.1`;
+        const fix = "apt-get install qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross";
+        if (Deno.env.get("CI")) assert.unreachable(`${why} (${fix})`);
+        console.warn(`WARNING: skipped the aarch64 overlay test: ${why} (${fix})`);
+        return;
+      }
+      runner = [qemu, "-L", QEMU_PREFIX];
+    }
+    const compiled = first.has(`target/linkd-${arch}-linux`);
+    const dir = await unpackedRoot(arch);
+    try {
+      const env: Record<string, string> = { DENO_DIR: `${dir}/deno`, QEMU_LD_PREFIX: QEMU_PREFIX };
+      const linkd = (...args: string[]) =>
+        compiled && runner.length > 0
+          ? run(runner[0]!, [...runner.slice(1), `${dir}/usr/bin/linkd`, ...args], env, dir)
+          : run(`${dir}/usr/bin/linkd`, args, { ...env, LINKD_RUNNER: runner.join(" ") }, dir);
+      if (!compiled && runner.length > 0) {
+        // The runtime really is the aarch64 one.
+        const v = await run(runner[0]!, [
+          ...runner.slice(1),
+          `${dir}/usr/lib/linkd/deno`,
+          "--version",
+        ]);
+        assert.is(v.code, 0, v.stderr);
+        assert.match(v.stdout, /aarch64-unknown-linux-gnu/);
+      }
+      const version = await linkd("--version");
+      assert.is(version.code, 0, version.stderr);
+      assert.is(version.stdout, `linkd ${VERSION}\n`);
+
+      const status = await linkd("status", "--config", `${dir}/etc/linkd/test.json`, "--json");
+      assert.is(status.code, 0, status.stderr);
+      const lines = status.stdout.trim().split("\n");
+      assert.is(lines.length, 1, status.stdout);
+      const s = JSON.parse(lines[0]!) as { provisioned: unknown; linked: unknown; store: unknown };
+      assert.is(s.provisioned, false);
+      assert.is(s.linked, false);
+      assert.equal(s.store, { ok: true });
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  });
+}
+
+/** The runtime's needs as firmware/README.md's table states them: need → [x86_64, aarch64]. */
+function readmeNeeds(): Map<string, [string, string]> {
+  const md = Deno.readTextFileSync(`${root}firmware/README.md`);
+  const section = md.split("\n## What the runtime needs of the system\n")[1] ?? "";
+  const rows = new Map<string, [string, string]>();
+  for (const line of section.split("\n")) {
+    const c = line.split("|").slice(1, -1).map((x) => x.trim().replace(/^`|`$/g, ""));
+    if (c.length === 4 && !c[0]!.startsWith("-") && c[0] !== "need") {
+      rows.set(c[0]!, [c[1]!, c[2]!]);
+    }
+  }
+  return rows;
+}
+
+test("firmware/README.md's runtime needs are what the shipped runtimes need (objdump, readelf)", async () => {
+  const objdump = await which("objdump");
+  const readelf = await which("readelf");
+  if (!objdump || !readelf) {
+    if (Deno.env.get("CI")) assert.unreachable("objdump and readelf (apt-get install binutils)");
+    console.warn(
+      "WARNING: skipped: objdump or readelf is not installed (apt-get install binutils)",
+    );
+    return;
+  }
+  const needs = readmeNeeds();
+  assert.is(needs.size, 5, [...needs.keys()].join(", "));
+  for (const [i, { arch }] of ARCHES.entries()) {
+    if (first.has(`target/linkd-${arch}-linux`)) continue; // compiled: no separate runtime
+    const deno = `${root}target/firmware/${arch}/deno`;
+    const symbols = (await run(objdump, ["-T", deno])).stdout;
+    const newest = (prefix: string) =>
+      [...new Set(symbols.match(new RegExp(`${prefix}_[0-9.]+`, "g")) ?? [])].sort((a, b) =>
+        a.localeCompare(b, "en", { numeric: true })
+      ).pop();
+    const needed = [...(await run(objdump, ["-p", deno])).stdout.matchAll(/NEEDED\s+(\S+)/g)]
+      .map((m) => m[1]).join(" ");
+    const abi = /OS: Linux, ABI: ([0-9.]+)/.exec((await run(readelf, ["-n", deno])).stdout)?.[1];
+    const align = [
+      ...(await run(readelf, ["-lW", deno])).stdout.matchAll(/^\s*LOAD\s.*\s(0x[0-9a-f]+)$/gm),
+    ].map((m) => m[1]);
+    assert.equal([...new Set(align)].length, 1, `one LOAD alignment: ${align}`);
+    const measured: [string, string | undefined][] = [
+      ["glibc, newest symbol version", newest("GLIBC")],
+      ["libgcc_s, newest symbol version", newest("GCC")],
+      ["shared libraries (`NEEDED`)", needed],
+      ["kernel floor of its glibc (ABI tag)", abi],
+      ["page size: `LOAD` segments aligned to", align[0]],
+    ];
+    for (const [need, value] of measured) {
+      assert.ok(needs.has(need), `README row ${need}`);
+      assert.is(needs.get(need)![i], value, `${arch}: ${need}`);
+    }
   }
 });
 
@@ -332,7 +597,10 @@ test("an unreachable npm registry fails the build: one line, then npm's own erro
       DENORT_BIN: "",
     });
     assert.is.not(out.code, 0);
-    const [first, ...npmLines] = out.stderr.trim().split("\n");
+    // After the lines saying how each target is built (the payload, here), the failure.
+    const [first, ...npmLines] = out.stderr.trim().split("\n").filter((l) =>
+      !/^build: (x86_64|aarch64): the payload /.test(l)
+    );
     assert.match(
       first!,
       /^build: Cannot fetch the aarch64 Deno runtime: `npm pack \S+` failed; check the npm registry, or put \S+\.tgz in \S+\/$/,
@@ -343,6 +611,40 @@ test("an unreachable npm registry fails the build: one line, then npm's own erro
     assert.equal([...Deno.readDirSync(cache)].map((e) => e.name), [], "temporary folders left");
   } finally {
     Deno.removeSync(cache, { recursive: true });
+  }
+});
+
+test("a rootfs budget too small fails the build with one line, and replaces nothing", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "linkd-build-storage-" });
+  try {
+    const storage = JSON.parse(Deno.readTextFileSync(`${root}firmware/storage.json`));
+    storage.rootfs.linkdBudget = 1048576;
+    Deno.writeTextFileSync(`${dir}/storage.json`, JSON.stringify(storage));
+    const out = await run(Deno.execPath(), ["run", "-A", "build.ts"], {
+      ...freshCaches,
+      LINKD_STORAGE: `${dir}/storage.json`,
+    });
+    assert.is(out.code, 1, out.stderr);
+    const last = out.stderr.trim().split("\n").pop()!;
+    assert.match(
+      last,
+      new RegExp(
+        "^build: Cannot fit the x86_64 overlay in the rootfs: it takes \\d+\\.\\d MiB " +
+          "\\(\\d+ bytes, squashfs xz, 128 KiB blocks\\), over linkd's budget 1\\.0 MiB " +
+          `\\(1048576 bytes, rootfs\\.linkdBudget in ${dir}/storage\\.json\\); ship less or ` +
+          "change the layout \\(firmware/partitions\\.md\\)$",
+      ),
+    );
+    // The previous build is whole, and no temporary folder is left.
+    for (const [path, [size, sha]] of first) {
+      const bytes = Deno.readFileSync(`${root}${path}`);
+      assert.is(bytes.length, size, path);
+      assert.is(createHash("sha256").update(bytes).digest("hex"), sha, path);
+    }
+    const left = [...Deno.readDirSync(`${root}target`)].filter((e) => e.name.startsWith("."));
+    assert.equal(left.map((e) => e.name), []);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
   }
 });
 

@@ -2,7 +2,8 @@
  * Checks the files under firmware/: the default config parses with linkd's own parser, the
  * systemd unit has the ordering, restart, watchdog and hardening keys (and passes
  * `systemd-analyze verify` where installed), the init script is valid POSIX sh (and passes
- * shellcheck where installed), and the partition table adds up.
+ * shellcheck where installed), and the storage layout adds up: storage.json (the one home of its
+ * numbers) fits the NOR and the NAND, and mtdparts.txt and partitions.md say what it says.
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -260,13 +261,36 @@ while :; do sleep 0.1; done`,
   }
 });
 
-/** Parses `mtdparts=<dev>:<part>,...` into offsets and sizes in bytes. */
-function parseMtdparts(
-  line: string,
+/** firmware/storage.json: the one home of the layout's numbers (partitions.md says why). */
+interface Storage {
+  nor: {
+    mtdDevice: string;
+    size: number;
+    eraseBlock: number;
+    partitions: { mtd: number; name: string; offset: number; size: number; ro: boolean }[];
+  };
+  nand: {
+    mtdDevice: string;
+    mtd: number;
+    name: string;
+    size: number;
+    eraseBlock: number;
+    page: number;
+    badBlocksPer1024: number;
+    ubiReserved: number;
+    volumes: { id: number; name: string; size: number | null; type: string }[];
+  };
+  rootfs: { blockSize: number; slotSize: number; linkdBudget: number };
+}
+const storage = () => JSON.parse(read("storage.json")) as Storage;
+
+/** One device of `mtdparts=`: `<dev>:<part>,...`, offsets and sizes in bytes. */
+function parseMtdDevice(
+  spec: string,
   total: number,
-): { name: string; offset: number; size: number; ro: boolean }[] {
-  const m = /^mtdparts=([^:]+):(.+)$/.exec(line);
-  assert.ok(m, `mtdparts line: ${line}`);
+): { dev: string; parts: { name: string; offset: number; size: number; ro: boolean }[] } {
+  const m = /^([^:]+):(.+)$/.exec(spec);
+  assert.ok(m, `mtdparts device: ${spec}`);
   const unit = (s: string) => {
     const n = /^(0x[0-9a-f]+|\d+)([kmg]?)$/i.exec(s);
     assert.ok(n, `size ${s}`);
@@ -283,41 +307,108 @@ function parseMtdparts(
     parts.push({ name: q![3]!, offset, size, ro: q![4] === "ro" });
     at = offset + size;
   }
-  return parts;
+  return { dev: m![1]!, parts };
 }
 
-test("mtdparts.txt: 64 KiB-aligned, contiguous, fits 16 MiB, linkd is 65536 bytes at mtd3", () => {
-  const total = 16 * 1024 * 1024;
-  const block = 64 * 1024;
+/** UBI's figures for the NAND: logical block size, blocks for volumes, each volume's blocks. */
+function ubi(s: Storage): { leb: number; available: number; blocks: Map<string, number> } {
+  const n = s.nand;
+  const leb = n.eraseBlock - 2 * n.page; // EC and VID headers, one page each
+  const pebs = n.size / n.eraseBlock;
+  const available = pebs - Math.ceil(pebs * n.badBlocksPer1024 / 1024) - n.ubiReserved;
+  const blocks = new Map<string, number>();
+  for (const v of n.volumes) if (v.size !== null) blocks.set(v.name, Math.ceil(v.size / leb));
+  const used = [...blocks.values()].reduce((a, b) => a + b, 0);
+  for (const v of n.volumes) if (v.size === null) blocks.set(v.name, available - used);
+  return { leb, available, blocks };
+}
+
+const hex6 = (n: number) => `0x${n.toString(16).toUpperCase().padStart(6, "0")}`;
+
+test("storage.json: the NOR adds up (64 KiB-aligned, contiguous, whole part), linkd.json's flash is its linkd partition", () => {
+  const s = storage();
+  let at = 0;
+  for (const [i, p] of s.nor.partitions.entries()) {
+    assert.is(p.mtd, i, `${p.name} is mtd${i}`);
+    assert.is(p.offset, at, `${p.name} starts where the previous one ends`);
+    assert.is(p.offset % s.nor.eraseBlock, 0, `${p.name} offset aligned`);
+    assert.is(p.size % s.nor.eraseBlock, 0, `${p.name} size aligned`);
+    assert.ok(p.size > 0);
+    at = p.offset + p.size;
+  }
+  assert.is(at, s.nor.size, "the partitions fill the part");
+  const linkd = s.nor.partitions.find((p) => p.name === "linkd")!;
+  const c = parseConfig(read("linkd.json"), "/etc/linkd/linkd.json");
+  assert.is(c.flash.path, `/dev/mtd${linkd.mtd}`);
+  assert.is(c.flash.size, linkd.size);
+  assert.is(linkd.size % c.flash.eraseSize, 0);
+  assert.ok(linkd.size / c.flash.eraseSize >= 16, "the store rotates through 16 sectors");
+  assert.ok(!linkd.ro && s.nor.partitions[0]!.ro, "linkd writable, the bootloader read-only");
+  // The udev rule hands linkd its partition by that name.
+  assert.match(read("udev/60-linkd.rules"), `ATTR{name}=="${linkd.name}"`);
+  assert.is(s.nand.mtd, s.nor.partitions.length, "the NAND registers after the NOR");
+});
+
+test("storage.json: the NAND's UBI volumes fit, the slots hold linkd's budget", () => {
+  const s = storage();
+  const { leb, available, blocks } = ubi(s);
+  assert.is(leb, 126976);
+  assert.is(available, 2004);
+  assert.ok(Math.min(...blocks.values()) > 0, `every volume has blocks: ${[...blocks]}`);
+  const total = [...blocks.values()].reduce((a, b) => a + b, 0);
+  assert.is(total, available, "the volumes take every block UBI gives");
+  assert.equal(s.nand.volumes.map((v) => v.id), s.nand.volumes.map((_, i) => i));
+  for (const slot of ["rootfs_a", "rootfs_b"]) {
+    const v = s.nand.volumes.find((x) => x.name === slot)!;
+    assert.is(v.size, s.rootfs.slotSize, `${slot} is a rootfs slot`);
+  }
+  assert.ok(s.rootfs.linkdBudget > 0 && s.rootfs.linkdBudget < s.rootfs.slotSize);
+  assert.is(s.rootfs.slotSize % s.rootfs.blockSize, 0);
+});
+
+test("mtdparts.txt and partitions.md say what storage.json says", () => {
+  const s = storage();
   const lines = read("mtdparts.txt").split("\n").map((l) => l.trim()).filter((l) =>
     l !== "" && !l.startsWith("#")
   );
   assert.is(lines.length, 1);
-  const parts = parseMtdparts(lines[0]!, total);
-  assert.equal(parts.map((p) => p.name), ["u-boot", "u-boot-env", "kernel", "linkd", "rootfs"]);
-  let at = 0;
-  for (const p of parts) {
-    assert.is(p.offset, at, `${p.name} starts where the previous one ends`);
-    assert.is(p.offset % block, 0, `${p.name} offset aligned`);
-    assert.is(p.size % block, 0, `${p.name} size aligned`);
-    assert.ok(p.size > 0);
-    at = p.offset + p.size;
-  }
-  assert.ok(at <= total, "fits the 16 MiB part");
-  assert.is(at, total, "the last partition takes the rest");
-  assert.equal(parts[3], { name: "linkd", offset: 0x350000, size: 65536, ro: false });
-  assert.ok(parts[0]!.ro, "the bootloader is read-only");
-  // partitions.md shows the same string and the same offsets
+  const m = /^mtdparts=(.+)$/.exec(lines[0]!);
+  assert.ok(m, lines[0]);
+  const [nor, nand, ...more] = m![1]!.split(";");
+  assert.is(more.length, 0);
+  const n = parseMtdDevice(nor!, s.nor.size);
+  assert.is(n.dev, s.nor.mtdDevice);
+  assert.equal(
+    n.parts,
+    s.nor.partitions.map(({ name, offset, size, ro }) => ({ name, offset, size, ro })),
+  );
+  const d = parseMtdDevice(nand!, s.nand.size);
+  assert.is(d.dev, s.nand.mtdDevice);
+  assert.equal(d.parts, [{ name: s.nand.name, offset: 0, size: s.nand.size, ro: false }]);
+
   const md = read("partitions.md");
   assert.ok(md.includes(lines[0]!), "partitions.md quotes the command line");
-  for (const p of parts) {
-    const hex = `0x${p.offset.toString(16).toUpperCase().padStart(6, "0")}`;
-    assert.ok(
-      md.toUpperCase().includes(hex.toUpperCase()),
-      `partitions.md has ${p.name} at ${hex}`,
-    );
+  const rows = md.split("\n").filter((l) => l.startsWith("| ")).map((l) =>
+    l.split("|").slice(1, -1).map((c) => c.trim().replace(/^`|`$/g, ""))
+  );
+  for (const p of s.nor.partitions) {
+    const row = rows.find((r) => r[0] === `mtd${p.mtd}`);
+    assert.ok(row, `partitions.md has a row for mtd${p.mtd}`);
+    assert.equal(row!.slice(1, 4), [p.name, hex6(p.offset), hex6(p.size)], `mtd${p.mtd}`);
   }
+  const { blocks } = ubi(s);
+  for (const v of s.nand.volumes) {
+    const row = rows.find((r) => r[0] === String(v.id));
+    assert.ok(row, `partitions.md has a row for volume ${v.id}`);
+    const size = v.size === null ? "rest" : `${v.size / 2 ** 20} MiB`;
+    assert.equal(row!.slice(1, 5), [v.name, size, String(blocks.get(v.name)), v.type], v.name);
+  }
+  const mib = (b: number) => `${b / 2 ** 20} MiB`;
+  assert.ok(md.includes(`**${mib(s.rootfs.linkdBudget)}**`), "partitions.md states the budget");
+  assert.ok(md.includes(`A rootfs slot is ${mib(s.rootfs.slotSize)}`), "and the slot");
+  assert.ok(md.includes(`${s.rootfs.blockSize / 1024} KiB blocks`), "and the squashfs blocks");
   assert.ok(md.includes("/sys/firmware/linkd/otp"));
+  assert.match(read("tmpfiles.d/linkd.conf"), /^z \/sys\/firmware\/linkd\/otp 0400 linkd linkd/m);
 });
 
 test.run();
