@@ -11,11 +11,9 @@
  * if ever called. The guard then refuses a bundle that still imports any `node:` module, so a
  * new dependency that pulls in Node compat fails the build instead of slowing every boot.
  *
- * Then every module body is put in parentheses so that V8 compiles it with the bundle and keeps
- * it in its code cache (scripts/eager.ts explains), and the result is compiled once to prove it
- * is still valid JavaScript.
+ * The result is compiled once to prove it is still valid JavaScript. (V8 compiles all of it at
+ * once and keeps it in the code cache: `--no-lazy`, scripts/runtime.ts.)
  */
-import { eagerModuleBodies } from "./eager.ts";
 
 /** The shim `deno bundle` writes for CommonJS modules (one binding, minified name). */
 const REQUIRE_SHIM =
@@ -77,14 +75,13 @@ async function denoBundle(entry: string, out: string): Promise<string | null> {
 
 /**
  * Bundles `entry` into `out`. Throws when `deno bundle` fails or the result still imports a
- * `node:` module; `allowNode` lists the ones a caller accepts (none for linkd). Resolves with
- * the number of module bodies made eager.
+ * `node:` module; `allowNode` lists the ones a caller accepts (none for linkd).
  */
 export async function bundle(
   entry: string,
   out: string,
   opts: { allowNode?: string[] } = {},
-): Promise<{ eagerBodies: number }> {
+): Promise<void> {
   const error = await denoBundle(entry, out);
   if (error !== null) throw new Error(`Cannot bundle ${entry}: ${error}`);
   const { code, requires } = dropRequireShim(Deno.readTextFileSync(out));
@@ -102,14 +99,12 @@ export async function bundle(
       }; each loads Deno's Node compatibility layer at every boot`,
     );
   }
-  const eager = eagerModuleBodies(code);
   try {
-    checkSyntax(eager.code);
+    checkSyntax(code);
   } catch (e) {
     throw new Error(
-      `Cannot bundle ${entry}: the eager module bodies do not compile (${(e as Error).message})`,
+      `Cannot bundle ${entry}: the result does not compile (${(e as Error).message})`,
     );
   }
-  Deno.writeTextFileSync(out, eager.code);
-  return { eagerBodies: eager.wrapped };
+  Deno.writeTextFileSync(out, code);
 }
