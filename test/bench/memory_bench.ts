@@ -78,8 +78,8 @@ export async function memoryFigures(): Promise<Row[]> {
         area: "daemon",
         metric: "daemon over bare runtime (MiB)",
         value: over.toFixed(1),
-        goal: "<= 20",
-        met: over <= 20 && linkd.refreshes! >= CYCLES,
+        goal: "<= 12",
+        met: over <= 12 && linkd.refreshes! >= CYCLES,
       },
     ];
   } finally {

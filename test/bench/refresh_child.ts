@@ -15,7 +15,6 @@ import { FakeClock } from "../support/fake_clock.ts";
 import { LinkController } from "../../src/link/controller.ts";
 import { runDaemon } from "../../src/daemon/run.ts";
 import { Device } from "../../src/device.ts";
-import { provision } from "../../src/provision/provision.ts";
 import type { Fetch } from "../../src/auth/types.ts";
 import { http1Fetch } from "../../src/net/http1.ts";
 import { drive } from "../support/drive.ts";
@@ -41,6 +40,9 @@ const config = parseConfig(text, `${dir}/linkd.json`);
 if (mode === "setup") {
   Deno.writeTextFileSync(`${dir}/bus.pass`, "");
   Deno.writeTextFileSync(`${dir}/linkd.json`, text);
+  // Loaded here only: `linkd run` never evaluates the provisioning code (src/cli/main.ts loads
+  // each command's own modules), so the measured run must not either.
+  const { provision } = await import("../../src/provision/provision.ts");
   const d = Device.open(config);
   provision(d, {
     serial: "SN-MEM-1",
