@@ -15,6 +15,14 @@
  * once and keeps it in the code cache: `--no-lazy`, scripts/runtime.ts.)
  */
 
+/**
+ * `node:` modules the bundle may load with a dynamic `import()`, at the moment a command needs
+ * them and never at boot: `node:sqlite`, the embedded engine of the plant's ledger
+ * (src/ledger/sqlite.ts), which only `linkd provision --ledger sqlite:...` and `linkd ledger`
+ * open on a factory station. A static import of any `node:` module is refused.
+ */
+export const DYNAMIC_NODE_IMPORTS = ["node:sqlite"];
+
 /** The shim `deno bundle` writes for CommonJS modules (one binding, minified name). */
 const REQUIRE_SHIM =
   /import\{createRequire as __deno_internal_createRequire\} from "node:module";var ([\w$]+)=__deno_internal_createRequire\(import\.meta\.url\);/g;
@@ -87,6 +95,9 @@ export async function bundle(
   const { code, requires } = dropRequireShim(Deno.readTextFileSync(out));
   // A call of the (now throwing) require is not an import: tweetnacl's `require("node:crypto")`.
   let imports = code;
+  for (const spec of DYNAMIC_NODE_IMPORTS) {
+    imports = imports.replaceAll(`import("${spec}")`, "");
+  }
   for (const name of requires) {
     const escaped = name.replace(/\$/g, "\\$");
     imports = imports.replace(new RegExp(`(?<![\\w$])${escaped}\\("node:[a-z_/]+"\\)`, "g"), "");

@@ -12,7 +12,7 @@ fi
 # Debian packages: independent CBOR/MQTT/NaCl peers for the tests, the real broker.
 need=()
 for pkg in python3-nacl python3-cbor2 python3-paho-mqtt mosquitto mosquitto-clients chromium zbar-tools \
-  qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross binutils; do
+  qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross binutils postgresql softhsm2 opensc; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -58,6 +58,10 @@ export const Code = {
   CONFIG_MISSING: "CONFIG_MISSING",
   USAGE: "USAGE",
   IO: "IO",
+  // the plant's ledger (src/ledger/)
+  LEDGER_TAKEN: "LEDGER_TAKEN",
+  LEDGER_UNAVAILABLE: "LEDGER_UNAVAILABLE",
+  LEDGER_DATA: "LEDGER_DATA",
   // files linkd writes
   FILE_WRITE: "FILE_WRITE",
   OUTPUT_EXISTS: "OUTPUT_EXISTS",
@@ -101,6 +105,14 @@ const EXIT_OF: Record<ErrorCode, ExitCode> = {
   CONFIG_MISSING: Exit.CONFIG,
   USAGE: Exit.USAGE,
   IO: Exit.NOINPUT,
+  // The serial (or the device key) is in the plant's ledger for another device or station:
+  // refused before the device is touched, as an already provisioned device is.
+  LEDGER_TAKEN: Exit.CANTCREAT,
+  // The ledger cannot be reached or answered with a failure: a service the foreground command
+  // needs is unavailable, as an unreachable auth server is.
+  LEDGER_UNAVAILABLE: Exit.UNAVAILABLE,
+  // The ledger holds what it must not: a row that fails its checks (`linkd ledger verify`).
+  LEDGER_DATA: Exit.DATAERR,
   // A file linkd creates (the flash created erased, the OTP when programmed, --record-out) could
   // not be written: a full disk, an I/O error. Nothing partial is left, so the file still does
   // not exist: 66. (sysexits has EX_IOERR, 74, for this; the contract has no such code yet.)

@@ -35,6 +35,7 @@ import { type StatusReport, statusReport } from "./status.ts";
 import { RecordType } from "./records/types.ts";
 import { encodeTokenRecord } from "./records/token.ts";
 import { bytesOf, prng } from "../test/support/random.ts";
+import { seedSigner } from "./provision/line_signer.ts";
 
 const G: FlashGeometry = { size: 6144, eraseSize: 1024, pageSize: 64, writeSize: 4 };
 const T0 = 1_700_000_000_000;
@@ -42,7 +43,7 @@ const ID: ProvisionInput = {
   serial: "SN-DAMAGE-1",
   productId: "Echo_Mini-1",
   clientId: "amzn1.application-oa2-client.damage",
-  lineSeed: new Uint8Array(32).fill(7),
+  lineSigner: seedSigner(new Uint8Array(32).fill(7)),
 };
 const OTHER: ProvisionInput = { ...ID, serial: "SN-OTHER-2" };
 

@@ -37,7 +37,15 @@ test("bundle() of src/main.ts: no node: import is left, and it runs", async () =
   await bundle(`${root}src/main.ts`, out);
   const code = Deno.readTextFileSync(out);
   assert.not.match(code, "__deno_internal_createRequire(import.meta.url)");
-  assert.equal(nodeImports(code.replace(/[\w$]+\("node:crypto"\)/g, "")), []);
+  // tweetnacl's never-taken require("node:crypto"), and the ledger's engine, loaded by import()
+  // only when a factory station opens a SQLite ledger: nothing else.
+  assert.match(code, 'import("node:sqlite")');
+  assert.equal(
+    nodeImports(
+      code.replace(/[\w$]+\("node:crypto"\)/g, "").replaceAll('import("node:sqlite")', ""),
+    ),
+    [],
+  );
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--no-config", "--no-lock", "--allow-read", "--allow-env", out, "--version"],
     stdout: "piped",
@@ -62,6 +70,26 @@ test("bundle() four at once into an empty DENO_DIR: all succeed (esbuild's insta
   } finally {
     if (denoDir === undefined) Deno.env.delete("DENO_DIR");
     else Deno.env.set("DENO_DIR", denoDir);
+  }
+});
+
+test("bundle() takes node:sqlite by import() only (the ledger's engine), never statically", async () => {
+  const dynamic = `${dir}/dynamic_sqlite.ts`;
+  Deno.writeTextFileSync(
+    dynamic,
+    `async function open() {\n  const { DatabaseSync } = await import("node:sqlite");\n  return new DatabaseSync(":memory:");\n}\nconsole.log(typeof open);\n`,
+  );
+  await bundle(dynamic, `${dir}/dynamic_sqlite.js`);
+  const statically = `${dir}/static_sqlite.ts`;
+  Deno.writeTextFileSync(
+    statically,
+    `import { DatabaseSync } from "node:sqlite";\nconsole.log(new DatabaseSync(":memory:"));\n`,
+  );
+  try {
+    await bundle(statically, `${dir}/static_sqlite.js`);
+    assert.unreachable("bundled a static node:sqlite import");
+  } catch (e) {
+    assert.match((e as Error).message, "imports node:sqlite");
   }
 });
 

@@ -28,6 +28,16 @@ export type Command =
     readonly clientId: string;
     readonly lineKey?: string;
     readonly recordOut?: string;
+    /** The plant's ledger (provision only), with the station's name: both or neither. */
+    readonly ledger?: string;
+    readonly station?: string;
+  }
+  | {
+    readonly cmd: "ledger";
+    readonly action: "export" | "verify";
+    readonly ledger: string;
+    /** Unix milliseconds: export the devices provisioned from then on. */
+    readonly since?: number;
   }
   | { readonly cmd: "logout"; readonly config?: string }
   | { readonly cmd: "factory-reset"; readonly config?: string }
@@ -43,9 +53,12 @@ Usage:
   linkd run --config FILE
   linkd status --config FILE [--json]
   linkd provision --config FILE --serial SN --product-id PID --client-id CID [--line-key FILE] [--record-out FILE]
+                  [--ledger URL --station NAME]
   linkd repair --config FILE --serial SN --product-id PID --client-id CID [--line-key FILE] [--record-out FILE]
   linkd logout --config FILE
   linkd factory-reset --config FILE
+  linkd ledger export --ledger URL [--since TIME]
+  linkd ledger verify --ledger URL
   linkd help [SUBCOMMAND]
   linkd --version
 
@@ -58,6 +71,8 @@ Subcommands:
                  recorded for it (its OTP is bound to it: any other is refused with 73)
   logout         forgets the user's tokens, keeps the identity
   factory-reset  forgets everything a user did, keeps the factory identity
+  ledger         the plant's ledger: export the provisioned devices as JSON lines, or
+                 verify every signature and report gaps and duplicates
   help           prints this help, or a subcommand's options (also linkd SUBCOMMAND --help)
   version        prints the version (also linkd --version, linkd -V)
 
@@ -67,7 +82,8 @@ A device is provisioned once its OTP holds a root key, and keeps that identity f
 provision continues a cut-short run only with the same serial, product id and client id
 (anything else is 73), and repair gives a damaged or lost identity back.
 Exit codes: 0 ok, 64 bad command line, 65 bad data, 66 missing file (or one that could
-not be written), 69 auth server unreachable, 73 already provisioned, 75 flash in use by a
+not be written), 69 auth server (or the plant's ledger) unreachable, 73 already
+provisioned (or the serial is in the ledger for another device), 75 flash in use by a
 running linkd, 78 bad config.
 `;
 
@@ -88,8 +104,10 @@ interface SubcommandSpec {
   /** What it does, in a sentence. */
   readonly about: string;
   readonly options: Readonly<Record<string, OptionSpec>>;
-  /** Positional arguments in the synopsis (only `help` takes one). */
+  /** Positional arguments in the synopsis (`help` and `ledger` take one). */
   readonly operands?: string;
+  /** The operand comes before the options (`linkd ledger export --ledger URL`). */
+  readonly operandFirst?: true;
 }
 
 const CONFIG: OptionSpec = {
@@ -120,11 +138,30 @@ const IDENTITY: Readonly<Record<string, OptionSpec>> = {
   },
   "line-key": {
     value: "FILE",
-    help: "sign with the line's Ed25519 seed: 32 bytes, raw or hex (default: unsigned)",
+    help:
+      "sign with the line's Ed25519 key: a file (32-byte seed, raw or hex) or a PKCS#11 URI, pkcs11:... (default: unsigned)",
   },
   "record-out": {
     value: "FILE",
     help: "write the record as CBOR to a new FILE (default: not written)",
+  },
+};
+
+const LEDGER: OptionSpec = {
+  value: "URL",
+  required: true,
+  help: "the plant's ledger: sqlite:PATH or postgres://USER@HOST[:PORT]/DB (required)",
+};
+
+const PROVISION: Readonly<Record<string, OptionSpec>> = {
+  ...IDENTITY,
+  ledger: {
+    value: "URL",
+    help: "record the device in the plant's ledger, sqlite:PATH or postgres://... (default: none)",
+  },
+  station: {
+    value: "NAME",
+    help: "this station's name in the ledger: 1 to 64 of A-Z a-z 0-9 . _ - (with --ledger)",
   },
 };
 
@@ -143,7 +180,7 @@ const SUBCOMMANDS = {
   },
   provision: {
     about: "Factory line: writes the device identity and keys, and prints the record as JSON",
-    options: IDENTITY,
+    options: PROVISION,
   },
   repair: {
     about:
@@ -155,6 +192,20 @@ const SUBCOMMANDS = {
   "factory-reset": {
     about: "Forgets everything a user did, keeps the factory identity",
     options: { config: CONFIG },
+  },
+  ledger: {
+    about: "The plant's ledger: export prints one JSON object per provisioned device (for the\n" +
+      "cloud registration); verify checks every signature and reports gaps and duplicates\n" +
+      "(exit 0 when all hold, 65 when not)",
+    options: {
+      ledger: LEDGER,
+      since: {
+        value: "TIME",
+        help: "export: devices provisioned from TIME on, ISO 8601 or Unix ms (default: all)",
+      },
+    },
+    operands: "export|verify",
+    operandFirst: true,
   },
   help: {
     about: "Prints the usage of linkd, or the options of SUBCOMMAND",
@@ -184,7 +235,10 @@ export function helpText(sub: Subcommand): string {
     const form = o.short === undefined ? `--${name}${v}` : `-${o.short}${v}`;
     return o.required ? form : `[${form}]`;
   });
-  if (spec.operands !== undefined) synopsis.push(spec.operands);
+  if (spec.operands !== undefined) {
+    if (spec.operandFirst) synopsis.unshift(spec.operands);
+    else synopsis.push(spec.operands);
+  }
   const rows: [string, string][] = entries.map(([name, o]) => [
     `${o.short === undefined ? "    " : `-${o.short}, `}--${name}${
       o.value === undefined ? "" : ` ${o.value}`
@@ -235,7 +289,41 @@ export function parseArgs(argv: readonly string[]): Command {
   }
   if (!isSubcommand(first)) notACommand(first);
   if (first === "help") return parseHelp(argv.slice(1), "help");
+  if (first === "ledger") return parseLedger(argv.slice(1));
   return parseSubcommand(first, argv.slice(1));
+}
+
+/** `linkd ledger export|verify ...`: the action first, then the options. */
+function parseLedger(rest: readonly string[]): Command {
+  const [action, ...more] = rest;
+  if (action === "--help" || action === "-h") return { cmd: "help", topic: "ledger" };
+  if (action !== "export" && action !== "verify") {
+    usage(
+      action === undefined
+        ? "Missing the action for linkd ledger: export or verify"
+        : `'${show(action)}' is not a linkd ledger action (export or verify)`,
+      "ledger",
+    );
+  }
+  const cmd = parseSubcommand("ledger", more);
+  if (cmd.cmd !== "ledger") return cmd; // --help
+  if (action === "verify" && cmd.since !== undefined) {
+    usage("Option --since is for linkd ledger export only", "ledger");
+  }
+  return { ...cmd, action };
+}
+
+/** `--since`: an ISO 8601 time with its zone, or Unix milliseconds. */
+function parseSince(value: string): number {
+  if (/^\d{1,15}$/.test(value)) return Number(value);
+  if (/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/.test(value)) {
+    const ms = Date.parse(value);
+    if (Number.isSafeInteger(ms) && ms >= 0) return ms;
+  }
+  usage(
+    `Option --since takes an ISO 8601 time (2026-12-03T10:00:00Z) or Unix ms, not '${show(value)}'`,
+    "ledger",
+  );
 }
 
 /** `linkd help [SUBCOMMAND]`; `sub` is "help" when it was typed as a subcommand. */
@@ -330,10 +418,29 @@ function parseSubcommand(sub: Subcommand, rest: readonly string[]): Command {
       return { cmd: "version" };
     case "help":
       return { cmd: "help" }; // parsed by parseHelp; kept for the switch to be whole
+    case "ledger": {
+      const since = str("since");
+      return {
+        cmd: "ledger",
+        action: "export", // parseLedger sets the action typed
+        ledger: str("ledger")!,
+        ...(since === undefined ? {} : { since: parseSince(since) }),
+      };
+    }
     case "provision":
     case "repair": {
       const lineKey = str("line-key");
       const recordOut = str("record-out");
+      const ledger = str("ledger");
+      const station = str("station");
+      if ((ledger === undefined) !== (station === undefined)) {
+        usage(
+          ledger === undefined
+            ? "Option --station needs --ledger"
+            : "Option --ledger needs --station",
+          sub,
+        );
+      }
       return {
         cmd: sub,
         ...withConfig,
@@ -342,6 +449,7 @@ function parseSubcommand(sub: Subcommand, rest: readonly string[]): Command {
         clientId: str("client-id")!,
         ...(lineKey === undefined ? {} : { lineKey }),
         ...(recordOut === undefined ? {} : { recordOut }),
+        ...(ledger === undefined ? {} : { ledger, station: station! }),
       };
     }
   }

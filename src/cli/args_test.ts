@@ -10,6 +10,7 @@ const SUBCOMMANDS: readonly Subcommand[] = [
   "repair",
   "logout",
   "factory-reset",
+  "ledger",
   "help",
   "version",
 ];
@@ -344,7 +345,8 @@ test("helpText() gives each subcommand's synopsis and one line per option with i
       helpText(sub),
       new RegExp(
         `^Usage: linkd ${sub} \\[-c FILE\\] --serial SN --product-id PID --client-id CID ` +
-          "\\[--line-key FILE\\] \\[--record-out FILE\\]$",
+          "\\[--line-key FILE\\] \\[--record-out FILE\\]" +
+          (sub === "provision" ? " \\[--ledger URL\\] \\[--station NAME\\]$" : "$"),
         "m",
       ),
     );
@@ -354,12 +356,18 @@ test("helpText() gives each subcommand's synopsis and one line per option with i
     assert.match(row(sub, "--line-key"), /default: unsigned/);
     assert.match(row(sub, "--record-out"), /default: not written/);
   }
+  assert.match(
+    helpText("ledger"),
+    /^Usage: linkd ledger export\|verify --ledger URL \[--since TIME\]$/m,
+  );
   assert.match(helpText("help"), /^Usage: linkd help \[SUBCOMMAND\]$/m);
   assert.match(helpText("version"), /^Usage: linkd version$/m);
 });
 
 test("helpText() lists exactly the options the parser takes", () => {
   for (const sub of SUBCOMMANDS) {
+    // `linkd ledger` takes its action before the options.
+    const head = sub === "ledger" ? ["ledger", "export"] : [sub];
     const listed = [...helpText(sub).matchAll(/^ {2}(?:-\w, | {4})--([a-z-]+)/gm)].map((m) =>
       m[1]!
     );
@@ -368,7 +376,7 @@ test("helpText() lists exactly the options the parser takes", () => {
       // Accepted: whatever the parser says next, it is not that the option is unknown.
       let msg = "";
       try {
-        parseArgs([sub, `--${name}`, "v"]);
+        parseArgs([...head, `--${name}`, "v"]);
       } catch (e) {
         msg = (e as Error).message;
       }
@@ -376,7 +384,7 @@ test("helpText() lists exactly the options the parser takes", () => {
     }
     for (const name of ["json", "serial", "line-key", "config"]) {
       if (listed.includes(name)) continue;
-      usageError([sub, `--${name}`, "v"], `Unknown option '--${name}'`);
+      usageError([...head, `--${name}`, "v"], `Unknown option '--${name}'`);
     }
   }
 });
@@ -385,6 +393,53 @@ test("USAGE_TEXT names help, version, -V and -c", () => {
   for (const s of ["linkd help [SUBCOMMAND]", "linkd -V", "version", "-c FILE", "--help"]) {
     assert.ok(USAGE_TEXT.includes(s), s);
   }
+});
+
+test("ledger: provision takes --ledger with --station; linkd ledger export|verify", () => {
+  const PROVISION = ["provision", "--serial", "S", "--product-id", "P", "--client-id", "C"];
+  assert.equal(parseArgs([...PROVISION, "--ledger", "sqlite:l.db", "--station", "st-1"]), {
+    cmd: "provision",
+    serial: "S",
+    productId: "P",
+    clientId: "C",
+    ledger: "sqlite:l.db",
+    station: "st-1",
+  });
+  usageError([...PROVISION, "--ledger", "sqlite:l.db"], "--station");
+  usageError([...PROVISION, "--station", "st-1"], "--ledger");
+  usageError(
+    ["repair", ...PROVISION.slice(1), "--ledger", "sqlite:l", "--station", "a"],
+    "--ledger",
+  );
+  assert.equal(parseArgs(["ledger", "export", "--ledger", "postgres://u@h/db"]), {
+    cmd: "ledger",
+    action: "export",
+    ledger: "postgres://u@h/db",
+  });
+  assert.equal(
+    parseArgs(["ledger", "export", "--ledger=sqlite:x", "--since", "2026-12-03T10:00:00Z"]),
+    {
+      cmd: "ledger",
+      action: "export",
+      ledger: "sqlite:x",
+      since: Date.UTC(2026, 11, 3, 10),
+    },
+  );
+  assert.equal(
+    parseArgs(["ledger", "export", "--ledger=sqlite:x", "--since", "1700000000000"]).cmd,
+    "ledger",
+  );
+  assert.equal(parseArgs(["ledger", "verify", "--ledger", "sqlite:x"]), {
+    cmd: "ledger",
+    action: "verify",
+    ledger: "sqlite:x",
+  });
+  assert.equal(parseArgs(["ledger", "--help"]), { cmd: "help", topic: "ledger" });
+  usageError(["ledger"], "export or verify");
+  usageError(["ledger", "frob", "--ledger", "sqlite:x"], "frob");
+  usageError(["ledger", "verify"], "--ledger");
+  usageError(["ledger", "verify", "--ledger", "sqlite:x", "--since", "5"], "--since");
+  usageError(["ledger", "export", "--ledger", "sqlite:x", "--since", "yesterday"], "--since");
 });
 
 test.run();

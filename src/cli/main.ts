@@ -4,13 +4,14 @@
  */
 import { type Config, configPath, loadConfig } from "../config.ts";
 import { Device, type DeviceEffects, systemEffects } from "../device.ts";
-import { Exit, isLinkdError } from "../errors.ts";
+import { Code, Exit, isLinkdError, LinkdError } from "../errors.ts";
 import { RecordType, USER_RECORDS } from "../records/types.ts";
 import { VERSION } from "../version.ts";
 import { oneLine } from "../text.ts";
 import { systemClock } from "../clock.ts";
 import { type Command, helpText, parseArgs, USAGE_TEXT } from "./args.ts";
 import { checkIdentityInputs, encodeEnvelope, type SignedIdentity } from "../records/identity.ts";
+import type { LineSigner } from "../provision/line_signer.ts";
 
 // Each command's own code (the daemon, status, provisioning) is loaded when that command runs:
 // evaluating modules costs boot time on a small SoC, and `linkd run` needs none of the others.
@@ -87,26 +88,22 @@ async function withWriter<T>(
 }
 
 /**
- * Runs `fn` with the line's seed from the key file at `path` (undefined without one), then
- * zero-fills the seed and the file's bytes, also when `fn` or parsing throws.
+ * Runs `fn` with the line's signer for `--line-key` (undefined without one): a key file or a
+ * PKCS #11 URI (provision/line_signer.ts; the file's bytes are wiped as soon as it is read).
+ * The signer is closed when `fn` ends, also when it throws: a seed is wiped, an HSM session
+ * logged out and closed.
  */
 export async function withLineKey<T>(
-  path: string | undefined,
-  fn: (lineSeed: Uint8Array | undefined) => T | Promise<T>,
-  read?: (path: string) => Uint8Array,
+  value: string | undefined,
+  fn: (line: LineSigner | undefined) => T | Promise<T>,
+  open?: (value: string) => LineSigner,
 ): Promise<T> {
-  if (path === undefined) return await fn(undefined);
-  let raw: Uint8Array | undefined;
-  let seed: Uint8Array | undefined;
+  if (value === undefined) return await fn(undefined);
+  const line = (open ?? (await import("../provision/line_signer.ts")).openLineSigner)(value);
   try {
-    // The file's mode, type and size are checked there (provision/line_files.ts).
-    raw = (read ?? (await import("../provision/line_files.ts")).readLineKeyFile)(path);
-    const { parseLineKey } = await import("../provision/line_signature.ts");
-    seed = parseLineKey(raw, path);
-    return await fn(seed); // wiped only once provisioning is over
+    return await fn(line); // closed only once provisioning is over
   } finally {
-    seed?.fill(0);
-    raw?.fill(0);
+    line.close();
   }
 }
 
@@ -167,6 +164,8 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     case "provision":
     case "repair":
       return await lineCommand(cmd, io);
+    case "ledger":
+      return await ledgerCommand(cmd, io);
     case "logout":
       // The tokens are deleted first, without the vault: a damaged or missing identity, or an
       // unreadable OTP, must not keep the user's tokens on the device.
@@ -212,6 +211,13 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
  * written), then the device's refusals on a read-only open where the writer's open would create
  * or fill a missing or empty flash (so a refused call leaves every file as it was), then the
  * write under the lock. The line key's seed and the key file's bytes are wiped when this ends.
+ *
+ * With `--ledger` (provision only; src/ledger/ledger.ts has the rules): the ledger is opened
+ * first (unreachable: 69, nothing touched), the device's refusals are checked on a read-only
+ * open, the serial is reserved (taken: 73, the device untouched), the device is written, and
+ * the reservation is confirmed with its record before the JSON line is printed. A device that
+ * already holds the identity asked for (the station died after its commit) confirms this
+ * station's reservation from its own record, then is refused with 73 as before.
  */
 async function lineCommand(
   cmd: Extract<Command, { cmd: "provision" | "repair" }>,
@@ -221,49 +227,135 @@ async function lineCommand(
   const steps = await import("../provision/provision.ts");
   const { checkRecordOut, writeRecordOut } = await import("../provision/line_files.ts");
   const check = cmd.cmd === "provision" ? steps.checkProvision : steps.checkRepair;
-  return await withLineKey(cmd.lineKey, (lineSeed) => {
+  return await withLineKey(cmd.lineKey, async (line) => {
     checkIdentityInputs(cmd.serial, cmd.productId, cmd.clientId);
     const recordOut = cmd.recordOut;
     if (recordOut !== undefined) checkRecordOut(recordOut);
-    const probe = { serial: cmd.serial, productId: cmd.productId, clientId: cmd.clientId };
-    withDevice(cmd.config, io, (d) => {
-      if (d.flashFile !== "present") check(d, probe);
-    }, { readOnly: true });
-    return withWriter(cmd.config, io, (d) => {
-      const input = { ...probe, ...(lineSeed ? { lineSeed } : {}) };
-      let wrote = false;
-      const beforeCommit = (signed: SignedIdentity) => {
-        if (recordOut === undefined) return;
-        writeRecordOut(recordOut, encodeEnvelope(signed));
-        wrote = true;
-      };
-      let signed: SignedIdentity;
-      try {
-        if (cmd.cmd === "provision") {
-          const r = steps.provision(d, input, io.now, beforeCommit);
-          signed = r.signed;
-          if (r.resumed) {
+    const station = cmd.station;
+    if (station !== undefined) (await import("../ledger/ledger.ts")).checkStation(station);
+    const ledger = cmd.ledger === undefined
+      ? null
+      : await (await import("../ledger/open.ts")).openLedger(cmd.ledger);
+    try {
+      const probe = { serial: cmd.serial, productId: cmd.productId, clientId: cmd.clientId };
+      let held: SignedIdentity | null = null;
+      let refusal: unknown = null;
+      withDevice(cmd.config, io, (d) => {
+        if (ledger !== null) held = heldIdentity(d);
+        if (d.flashFile !== "present" || ledger !== null) {
+          try {
+            check(d, probe);
+          } catch (e) {
+            refusal = e;
+          }
+        }
+      }, { readOnly: true });
+      if (ledger !== null && station !== undefined) {
+        const h = held as SignedIdentity | null;
+        if (h !== null && h.identity.serial === cmd.serial) {
+          const how = await ledger.recover(station, h);
+          if (how === "confirmed") {
             io.err(
-              "linkd: note: the OTP held a root key from an interrupted provisioning; it was kept",
+              `linkd: note: the device holds serial ${cmd.serial}: this station's reservation in the ledger was confirmed from its record`,
             );
           }
-        } else {
+        }
+        if (refusal !== null) throw refusal;
+        const how = await ledger.reserve({
+          serial: cmd.serial,
+          product_id: cmd.productId,
+          client_id: cmd.clientId,
+          station,
+          reserved_at: io.now(),
+        });
+        if (how === "resumed") {
+          io.err(
+            `linkd: note: serial ${cmd.serial} was reserved by this station in the ledger and not confirmed; resumed`,
+          );
+        }
+      }
+      if (refusal !== null) throw refusal;
+      const signed = await withWriter(cmd.config, io, (d) => {
+        const input = { ...probe, ...(line ? { lineSigner: line } : {}) };
+        let wrote = false;
+        const beforeCommit = (signed: SignedIdentity) => {
+          if (recordOut === undefined) return;
+          writeRecordOut(recordOut, encodeEnvelope(signed));
+          wrote = true;
+        };
+        try {
+          if (cmd.cmd === "provision") {
+            const r = steps.provision(d, input, io.now, beforeCommit);
+            if (r.resumed) {
+              io.err(
+                "linkd: note: the OTP held a root key from an interrupted provisioning; it was kept",
+              );
+            }
+            return r.signed;
+          }
           const r = steps.repair(d, input, io.now, beforeCommit);
-          signed = r.signed;
           if (!r.repaired) {
             io.err("linkd: note: nothing to repair: the identity and store are whole");
           }
+          return r.signed;
+        } catch (e) {
+          // The identity was not committed: the record this run wrote goes too (it names a time
+          // the device never got), so the line's retry with the same path is not refused.
+          if (wrote) removeQuietly(recordOut!);
+          throw e;
         }
-      } catch (e) {
-        // The identity was not committed: the record this run wrote goes too (it names a time
-        // the device never got), so the line's retry with the same path is not refused.
-        if (wrote) removeQuietly(recordOut!);
-        throw e;
-      }
+      });
+      if (ledger !== null && station !== undefined) await ledger.confirm(station, signed);
       io.out(JSON.stringify(provisionReport(signed)));
       return Exit.OK;
-    });
+    } finally {
+      await ledger?.close();
+    }
   });
+}
+
+/**
+ * `linkd ledger export`: one JSON line per confirmed device (src/ledger/report.ts). `linkd ledger
+ * verify`: one line per problem, then a summary; exit 0 when all hold, else LEDGER_DATA (65).
+ */
+async function ledgerCommand(cmd: Extract<Command, { cmd: "ledger" }>, io: Io): Promise<number> {
+  const { openLedger } = await import("../ledger/open.ts");
+  const report = await import("../ledger/report.ts");
+  const ledger = await openLedger(cmd.ledger);
+  try {
+    const rows = await ledger.rows(cmd.action === "export" ? cmd.since : undefined);
+    if (cmd.action === "export") {
+      for (const row of rows) {
+        const line = report.exportLine(row);
+        if (line !== null) io.out(line);
+      }
+      return Exit.OK;
+    }
+    const problems = report.verifyRows(rows);
+    for (const p of problems) io.out(`${p.serial}: ${p.what}`);
+    const devices = rows.filter((r) => r.provisioned_at !== null).length;
+    if (problems.length === 0) {
+      io.out(
+        `ok: ${devices} devices, every record signed by a line key and verified, no gaps, no duplicates`,
+      );
+      return Exit.OK;
+    }
+    throw new LinkdError(
+      Code.LEDGER_DATA,
+      `Cannot vouch for the plant's ledger: ${problems.length} problems in ${rows.length} rows (${devices} devices); each is listed on stdout`,
+    );
+  } finally {
+    await ledger.close();
+  }
+}
+
+/** The identity a device holds (signed record and all), or null: none, or it cannot be read. */
+function heldIdentity(d: Device): SignedIdentity | null {
+  try {
+    return d.isProvisioned() ? d.vault().identity() : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Removes `path`, a file this run created; a failure to remove it does not hide the cause. */

@@ -3,40 +3,59 @@ import * as assert from "uvu/assert";
 import { Code, LinkdError } from "../errors.ts";
 import { systemEffects } from "../device.ts";
 import { type Io, main, withLineKey } from "./main.ts";
+import type { LineSigner } from "../provision/line_signer.ts";
 import { helpText, USAGE_TEXT } from "./args.ts";
 import { VERSION } from "../version.ts";
 
-const zero = (b: Uint8Array) => b.every((x) => x === 0);
+/** A signer that records whether it was closed. */
+function fakeSigner() {
+  const state = { closed: false };
+  const signer: LineSigner = {
+    publicKey: new Uint8Array(32),
+    sign: () => new Uint8Array(64),
+    close: () => {
+      state.closed = true;
+    },
+  };
+  return { signer, state };
+}
 
-test("withLineKey() wipes the seed and the file's bytes when provisioning throws (73)", async () => {
-  const raw = crypto.getRandomValues(new Uint8Array(32));
-  let seen: Uint8Array | undefined;
-  const err = await withLineKey("/line.key", async (seed) => {
-    seen = seed;
-    await new Promise((r) => setTimeout(r, 5)); // provisioning takes a moment: still unwiped
-    assert.ok(seed !== undefined && !zero(seed), "the seed is there while provisioning");
+test("withLineKey() closes the signer when provisioning throws (73), not before", async () => {
+  const { signer, state } = fakeSigner();
+  const err = await withLineKey("/line.key", async (line) => {
+    await new Promise((r) => AbortSignal.timeout(5).addEventListener("abort", r));
+    assert.is(line, signer);
+    assert.not.ok(state.closed, "open while provisioning");
     throw new LinkdError(Code.ALREADY_PROVISIONED, "Cannot provision: already provisioned");
-  }, () => raw).catch((e) => e);
+  }, () => signer).catch((e) => e);
   assert.ok(err instanceof LinkdError && err.exitCode === 73);
-  assert.ok(seen !== undefined && seen.length === 32 && zero(seen), "seed wiped");
-  assert.ok(zero(raw), "file bytes wiped");
+  assert.ok(state.closed, "closed after the throw");
 });
 
-test("withLineKey() wipes a hex key file and its seed on success, and on a bad key", async () => {
-  const hex = new TextEncoder().encode("ab".repeat(32) + "\n");
-  let seen: Uint8Array | undefined;
-  assert.is(await withLineKey("/k.hex", (seed) => (seen = seed, 0), () => hex), 0);
-  assert.ok(seen !== undefined && zero(seen), "seed wiped");
-  assert.ok(zero(hex), "hex text wiped");
-
-  const bad = crypto.getRandomValues(new Uint8Array(31));
-  const refused = await withLineKey("/k", () => assert.unreachable("not called"), () => bad).catch((
-    e,
-  ) => e);
+test("withLineKey() closes the signer on success; a key it cannot open never reaches fn", async () => {
+  const { signer, state } = fakeSigner();
+  assert.is(await withLineKey("/k.hex", () => 0, () => signer), 0);
+  assert.ok(state.closed);
+  const refused = await withLineKey("/k", () => assert.unreachable("not called"), () => {
+    throw new LinkdError(Code.BAD_LINE_KEY, "Cannot use line key /k: expected 32 bytes");
+  }).catch((e) => e);
   assert.ok(refused instanceof LinkdError && refused.code === Code.BAD_LINE_KEY);
-  assert.ok(zero(bad), "a refused key file is wiped too");
+  assert.is(await withLineKey(undefined, (line) => line === undefined), true);
+});
 
-  assert.is(await withLineKey(undefined, (seed) => seed === undefined), true);
+test("withLineKey() with a real key file: the seed signs, and is wiped when it ends", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    Deno.writeFileSync(`${dir}/line.key`, new Uint8Array(32).fill(7), { mode: 0o600 });
+    let kept: LineSigner | undefined;
+    await withLineKey(`${dir}/line.key`, (line) => {
+      kept = line;
+      assert.is(line!.sign(new Uint8Array([1])).length, 64);
+    });
+    assert.throws(() => kept!.sign(new Uint8Array([1])), /closed/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 test("main() prints one line on stderr even when a path from argv holds line breaks", async () => {

@@ -10,6 +10,7 @@ import nacl from "tweetnacl";
 import { fromHex, toHex } from "../bytes.ts";
 import { Code, LinkdError } from "../errors.ts";
 import { type Identity, type SignedIdentity, unsignedIdentity } from "../records/identity.ts";
+import type { LineSigner } from "./line_signer.ts";
 
 export const ED25519_SEED_BYTES = 32;
 
@@ -30,14 +31,12 @@ export function parseLineKey(bytes: Uint8Array, source: string): Uint8Array {
   );
 }
 
-/** Signs the record with the line's seed, when one is given. */
-export function signIdentity(id: Identity, lineSeed?: Uint8Array): SignedIdentity {
+/** Signs the record with the line's signer (a key file or an HSM: line_signer.ts), when given. */
+export function signIdentity(id: Identity, line?: LineSigner): SignedIdentity {
   const unsigned = unsignedIdentity(id);
-  if (!lineSeed) return unsigned;
-  const pair = nacl.sign.keyPair.fromSeed(lineSeed);
-  const signature = nacl.sign.detached(unsigned.record, pair.secretKey);
-  pair.secretKey.fill(0);
-  return { ...unsigned, signature, line_public_key: pair.publicKey };
+  if (!line) return unsigned;
+  const signature = line.sign(unsigned.record);
+  return { ...unsigned, signature, line_public_key: line.publicKey.slice() };
 }
 
 /**

@@ -11,6 +11,7 @@ import {
 import { RecordStore } from "../store/record_store.ts";
 import { Vault } from "../store/vault.ts";
 import { ED25519_SEED_BYTES, signIdentity, verifyLineSignature } from "./line_signature.ts";
+import { seedSigner } from "./line_signer.ts";
 
 const random = (n: number) => nacl.randomBytes(n);
 
@@ -24,7 +25,7 @@ test("the identity record's Ed25519 sizes are tweetnacl's", () => {
     client_id: "cid",
     device_public_key: nacl.sign.keyPair().publicKey,
     provisioned_at: 1,
-  }, new Uint8Array(32).fill(5));
+  }, seedSigner(new Uint8Array(32).fill(5)));
   assert.equal(decodeEnvelope(encodeEnvelope(signed)), signed);
 });
 
@@ -38,7 +39,7 @@ test("Vault.identity(): a line-signed identity reads back signed, and its signat
     device_public_key: new Uint8Array(32).fill(3),
     provisioned_at: 1_700_000_000_000,
   };
-  const signed = signIdentity(id, new Uint8Array(32).fill(9));
+  const signed = signIdentity(id, seedSigner(new Uint8Array(32).fill(9)));
   vault.writeIdentity(signed);
   const back = vault.identity()!;
   assert.equal(back.identity, id);
@@ -59,7 +60,7 @@ test("Vault.identity() takes the device MAC as the authority; verifyLineSignatur
     client_id: "cid",
     device_public_key: new Uint8Array(32).fill(3),
     provisioned_at: 1,
-  }, new Uint8Array(32).fill(9));
+  }, seedSigner(new Uint8Array(32).fill(9)));
   const bad = signed.signature!.slice();
   bad[0]! ^= 1;
   vault.writeIdentity({ ...signed, signature: bad });

@@ -38,13 +38,14 @@ import {
   type SignedIdentity,
 } from "../records/identity.ts";
 import { signIdentity } from "./line_signature.ts";
+import type { LineSigner } from "./line_signer.ts";
 
 export interface ProvisionInput {
   readonly serial: string;
   readonly productId: string;
   readonly clientId: string;
-  /** The line's Ed25519 seed (32 bytes); the record is signed when given. */
-  readonly lineSeed?: Uint8Array;
+  /** The line's signer (a key file or an HSM: line_signer.ts); the record is signed when given. */
+  readonly lineSigner?: LineSigner;
 }
 
 export interface ProvisionResult {
@@ -227,7 +228,7 @@ function writeIdentity(vault: Vault, input: ProvisionInput, at: number): SignedI
     device_public_key: pair.publicKey,
     provisioned_at: at,
   };
-  return signIdentity(identity, input.lineSeed);
+  return signIdentity(identity, input.lineSigner);
 }
 
 /** Seals the device's seed (derived from the root key) into the DEVICE_KEY record. */

@@ -20,6 +20,7 @@ import { bundle } from "../../scripts/bundle.ts";
 import { launcher } from "../../scripts/runtime.ts";
 import { clientArgs, haveMosquitto, startMosquitto } from "../support/broker.ts";
 import type { Row } from "./main.ts";
+import { seedSigner } from "../../src/provision/line_signer.ts";
 
 const RUNS = 14;
 const wallMs = () => performance.timeOrigin + performance.now();
@@ -100,7 +101,7 @@ export async function daemonFigures(): Promise<Row[]> {
         serial: "SN-BOOT-1",
         productId: "speaker",
         clientId: "cid",
-        lineSeed: new Uint8Array(32).fill(0x5a),
+        lineSigner: seedSigner(new Uint8Array(32).fill(0x5a)),
       }, Date.now);
       const now = Date.now();
       d.vault().put(

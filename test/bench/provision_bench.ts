@@ -4,10 +4,11 @@ import { parseConfig } from "../../src/config.ts";
 import { Device } from "../../src/device.ts";
 import { provision } from "../../src/provision/provision.ts";
 import type { Row } from "./main.ts";
+import { seedSigner } from "../../src/provision/line_signer.ts";
 
 export function provisionFigures(): Row[] {
   const dir = Deno.makeTempDirSync({ prefix: "linkd-bench-" });
-  const lineSeed = nacl.randomBytes(32);
+  const lineSigner = seedSigner(nacl.randomBytes(32));
   const devices = 60;
   try {
     const t0 = performance.now();
@@ -25,7 +26,7 @@ export function provisionFigures(): Row[] {
           serial: `SN-${String(i).padStart(6, "0")}`,
           productId: "speaker",
           clientId: "amzn1.application-oa2-client.0123456789abcdef0123456789abcdef",
-          lineSeed,
+          lineSigner,
         }, Date.now);
       } finally {
         d.close();

@@ -18,6 +18,7 @@ import { Device } from "../../src/device.ts";
 import type { Fetch } from "../../src/auth/types.ts";
 import { http1Fetch } from "../../src/net/http1.ts";
 import { drive } from "../support/drive.ts";
+import { seedSigner } from "../../src/provision/line_signer.ts";
 
 const [mode, dir, brokerUrl, codepairUrl, tokenUrl, client, cyclesArg] = Deno.args as [
   string,
@@ -48,7 +49,7 @@ if (mode === "setup") {
     serial: "SN-MEM-1",
     productId: "speaker",
     clientId: client,
-    lineSeed: new Uint8Array(32).fill(0x5a), // signed, as by the factory line
+    lineSigner: seedSigner(new Uint8Array(32).fill(0x5a)), // signed, as by the factory line
   }, Date.now);
   const linker = new LinkController({
     vault: d.vault(),

@@ -2,6 +2,7 @@
 import nacl from "tweetnacl";
 import { NorEmulator } from "../../src/flash/nor_emulator.ts";
 import { signIdentity } from "../../src/provision/line_signature.ts";
+import { seedSigner } from "../../src/provision/line_signer.ts";
 import { RecordStore } from "../../src/store/record_store.ts";
 import { RecordType } from "../../src/records/types.ts";
 import { Vault } from "../../src/store/vault.ts";
@@ -23,7 +24,7 @@ export function storeFigures(): Row[] {
     client_id: "amzn1.application-oa2-client.0123456789abcdef0123456789abcdef",
     device_public_key: nacl.randomBytes(32),
     provisioned_at: Date.now(),
-  }, nacl.randomBytes(32)));
+  }, seedSigner(nacl.randomBytes(32))));
   vault.put(RecordType.DEVICE_KEY, nacl.randomBytes(60));
   vault.put(RecordType.SCOPES, nacl.randomBytes(200));
   const rand = prng(42);
