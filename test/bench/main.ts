@@ -5,6 +5,7 @@
 import { storeFigures } from "./store_bench.ts";
 import { sealFigures } from "./seal_bench.ts";
 import { provisionFigures } from "./provision_bench.ts";
+import { ledgerFigures } from "./ledger_bench.ts";
 import { linkFigures } from "./link_bench.ts";
 import { busFigures } from "./bus_bench.ts";
 import { daemonFigures } from "./daemon_bench.ts";
@@ -23,6 +24,7 @@ const t0 = performance.now();
 rows.push(...storeFigures());
 rows.push(...sealFigures());
 rows.push(...provisionFigures());
+rows.push(...(await ledgerFigures()));
 rows.push(...(await linkFigures()));
 rows.push(...(await busFigures()));
 rows.push(...(await daemonFigures()));
