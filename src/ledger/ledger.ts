@@ -142,12 +142,26 @@ export class Ledger {
   /**
    * After a station died between the device's commit and its confirmation: `signed` is what the
    * device holds. Confirms this station's open reservation of that serial from it ("confirmed"),
-   * or finds it confirmed already ("recorded"); null when the ledger has no reservation of this
-   * station's for the serial (nothing to recover here).
+   * or finds it confirmed already ("recorded"). When the ledger has no row at all for the serial
+   * (the station's reservation was lost: a ledger restored from an older backup, a station's
+   * SQLite file lost with its disk), the device's record is recorded as this station's
+   * ("confirmed"): the device exists, nothing may forget it. Null when the serial is another
+   * station's or another device's (nothing to recover here; verify reports it).
    */
   async recover(station: string, signed: SignedIdentity): Promise<"confirmed" | "recorded" | null> {
-    const row = await this.#store.get(signed.identity.serial);
-    if (row === null) return null;
+    const id = signed.identity;
+    const row = await this.#store.get(id.serial);
+    if (row === null) {
+      await this.#store.reserve({
+        serial: id.serial,
+        product_id: id.product_id,
+        client_id: id.client_id,
+        station,
+        reserved_at: id.provisioned_at,
+      });
+      await this.confirm(station, signed);
+      return "confirmed";
+    }
     if (row.provisioned_at !== null) {
       return confirmedAs(row, confirmationOf(signed)) ? "recorded" : null;
     }

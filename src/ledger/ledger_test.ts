@@ -122,12 +122,23 @@ test("confirm needs this station's open reservation", async () => {
 test("recover: a device that committed before its station died confirms the reservation", async () => {
   const { ledger } = await fresh();
   const dev = signedDevice("SN-6", 6);
-  assert.is(await ledger.recover("st-a", dev), null); // nothing reserved: nothing to recover
   await ledger.reserve(reservation("SN-6", "st-a"));
   assert.is(await ledger.recover("st-b", dev), null); // not this station's
   assert.is(await ledger.recover("st-a", dev), "confirmed");
   assert.is(await ledger.recover("st-a", dev), "recorded");
   assert.is(await ledger.recover("st-a", signedDevice("SN-6", 7)), null); // another device
+  await ledger.close();
+});
+
+test("recover: a device whose serial the ledger lost is recorded from the device's record", async () => {
+  const { ledger } = await fresh();
+  const dev = signedDevice("SN-8", 8);
+  assert.is(await ledger.recover("st-a", dev), "confirmed");
+  const [row] = await ledger.rows();
+  assert.is(row!.station, "st-a");
+  assert.equal(row!.record, dev.record);
+  assert.is(row!.reserved_at, dev.identity.provisioned_at);
+  assert.is(await ledger.recover("st-a", dev), "recorded");
   await ledger.close();
 });
 

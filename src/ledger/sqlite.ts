@@ -71,10 +71,21 @@ class SqliteLedger implements LedgerStore {
   readonly #db: Database;
   readonly #path: string;
   #closed = false;
+  /** Prepared once per connection: a station runs the same few statements for every device. */
+  readonly #statements = new Map<string, Statement>();
 
   constructor(db: Database, path: string) {
     this.#db = db;
     this.#path = path;
+  }
+
+  #statement(sql: string): Statement {
+    let st = this.#statements.get(sql);
+    if (st === undefined) {
+      st = this.#db.prepare(sql);
+      this.#statements.set(sql, st);
+    }
+    return st;
   }
 
   #do<T>(what: string, fn: () => T): Promise<T> {
@@ -88,7 +99,7 @@ class SqliteLedger implements LedgerStore {
 
   reserve(r: Reservation): Promise<boolean> {
     return this.#do("write to", () => {
-      const out = this.#db.prepare(
+      const out = this.#statement(
         `INSERT INTO ${TABLE} (serial, product_id, client_id, station, reserved_at)
          VALUES (?, ?, ?, ?, ?) ON CONFLICT (serial) DO NOTHING`,
       ).run(r.serial, r.product_id, r.client_id, r.station, r.reserved_at);
@@ -98,19 +109,15 @@ class SqliteLedger implements LedgerStore {
 
   get(serial: string): Promise<LedgerRow | null> {
     return this.#do("read", () => {
-      const raw = this.#db.prepare(`SELECT * FROM ${TABLE} WHERE serial = ?`).get(serial);
+      const raw = this.#statement(`SELECT * FROM ${TABLE} WHERE serial = ?`).get(serial);
       return raw === undefined ? null : checkRow(raw);
     });
   }
 
   confirm(serial: string, station: string, c: Confirmation): Promise<true | ConfirmRefusal> {
     return this.#do("write to", () => {
-      const other = this.#db.prepare(
-        `SELECT serial FROM ${TABLE} WHERE device_public_key = ? AND serial <> ?`,
-      ).get(c.device_public_key, serial);
-      if (other !== undefined) return "key-taken";
       try {
-        const out = this.#db.prepare(
+        const out = this.#statement(
           `UPDATE ${TABLE} SET device_public_key = ?, record = ?, signature = ?,
              line_public_key = ?, provisioned_at = ?
            WHERE serial = ? AND station = ? AND provisioned_at IS NULL`,
@@ -125,7 +132,7 @@ class SqliteLedger implements LedgerStore {
         );
         return Number(out.changes) === 1 ? true : "no-reservation";
       } catch (e) {
-        // Another process recorded the key between the look and the write: the UNIQUE rule.
+        // Another serial has this device key: the UNIQUE rule refused the write.
         if (e instanceof Error && /UNIQUE/i.test(e.message)) return "key-taken";
         throw e;
       }
