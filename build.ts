@@ -202,7 +202,8 @@ async function compile(
     "--no-remote",
     "--no-npm",
     ...PERMISSIONS,
-    ...v8FlagArgs(),
+    // Baked in for every subcommand: the daemon's (a compiled binary is mostly its boot).
+    ...v8FlagArgs({ daemon: true }),
     "--target",
     t.triple,
     "--output",

@@ -33,37 +33,46 @@ export const OFFLINE = ["--no-prompt", "--no-config", "--no-lock", "--no-remote"
  *   hour and a few seals; `linkd provision` and `status` took no longer under it (147 vs
  *   151 ms and 89 vs 107 ms per run here).
  * - `--expose-gc`: the daemon collects after each token refresh (src/daemon/gc.ts). 52 → 47 MB.
- * - `--no-lazy`: the whole bundle is compiled when it is first loaded, so V8's code cache holds
- *   every function. Deno makes the cache right after compiling a module, before running it: with
- *   lazy compilation it held only the top level and the module bodies, and each of the ~460
- *   functions a linked boot calls was parsed and compiled again at every boot. Boot 73 → 56 ms
- *   (2.4x → 1.75x over hello-world, same sitting); the cache grows 240 → 830 KB (on the
- *   firmware's persistent cache partition), peak memory +1 MB. A run that ends within a few
- *   milliseconds (`linkd --version`) writes no cache; the daemon's first boot does, and `status`
- *   and `provision` use it from then on (without it they compile everything: ~40 ms more).
  */
 export const V8_FLAGS: string[] = [
   "--min-semi-space-size=2",
   "--max-semi-space-size=2",
   "--lite-mode",
   "--expose-gc",
-  "--no-lazy",
 ];
 
-/** `--v8-flags=...` for `deno run` and `deno compile` (none when V8_FLAGS is empty). */
-export function v8FlagArgs(): string[] {
-  return V8_FLAGS.length > 0 ? [`--v8-flags=${V8_FLAGS.join(",")}`] : [];
+/**
+ * What `linkd run` (the daemon) adds: `--no-lazy`, the whole bundle compiled when it is first
+ * loaded, so that V8's code cache holds every function. Deno makes the cache right after
+ * compiling a module, before running it: with lazy compilation it held only the top level and
+ * the module bodies, and each of the ~460 functions a linked boot calls was parsed and compiled
+ * again at every boot. Boot 73 → 56 ms (2.4x → 1.75x over hello-world, same sitting); the cache
+ * grows 240 → 830 KB (on the firmware's persistent cache partition); peak memory +1 MB.
+ *
+ * Only the daemon: Deno writes the code cache when a program ends normally, and linkd's short
+ * commands end with Deno.exit() (a lock wait or a socket may still be pending), so they never
+ * write one; eager compilation would then cost them the whole bundle at every run (`--version`
+ * 36 → 92 ms). Lazily they compile what they call (a few ms). The cache they find was made under
+ * the daemon's flags, which V8 refuses for theirs (its flag hash), and they do not overwrite it.
+ */
+export const DAEMON_V8_FLAGS: string[] = ["--no-lazy"];
+
+/** `--v8-flags=...` for `deno run` and `deno compile`; `daemon` adds DAEMON_V8_FLAGS. */
+export function v8FlagArgs(o: { daemon?: boolean } = {}): string[] {
+  const flags = [...V8_FLAGS, ...(o.daemon ? DAEMON_V8_FLAGS : [])];
+  return flags.length > 0 ? [`--v8-flags=${flags.join(",")}`] : [];
 }
 
 /**
  * `deno run` arguments before the bundle's path (the launcher adds `--cached-only`).
- * `allowAll` swaps the permissions for `-A` (a bench that reads /proc/self/status needs it).
+ * `allowAll` swaps the permissions for `-A` (a bench that reads /proc/self/status needs it);
+ * `daemon` gives the daemon's V8 flags (`linkd run`).
  */
-export function runArgs(o: { allowAll?: boolean } = {}): string[] {
+export function runArgs(o: { allowAll?: boolean; daemon?: boolean } = {}): string[] {
   return [
     ...OFFLINE,
     ...(o.allowAll ? ["-A"] : PERMISSIONS),
-    ...v8FlagArgs(),
+    ...v8FlagArgs(o),
   ];
 }
 
@@ -82,8 +91,14 @@ DENO_DIR=\${DENO_DIR:-\${CACHE_DIRECTORY:-\${TMPDIR:-/tmp}/linkd-deno}}
 DENO_NO_UPDATE_CHECK=1
 DENO_NO_PROMPT=1
 export DENO_DIR DENO_NO_UPDATE_CHECK DENO_NO_PROMPT
+# The daemon compiles the whole program at once (its code cache then holds all of it); a short
+# command compiles what it calls (scripts/runtime.ts, DAEMON_V8_FLAGS).
+case \${1:-} in
+  run) v8="${v8FlagArgs({ daemon: true }).join(" ")}" ;;
+  *) v8="${v8FlagArgs().join(" ")}" ;;
+esac
 # shellcheck disable=SC2086
 exec \${LINKD_RUNNER:-} "$here/deno" run --cached-only \\
-  ${runArgs().join(" ")} "$here/linkd.js" "$@"
+  ${[...OFFLINE, ...PERMISSIONS].join(" ")} $v8 "$here/linkd.js" "$@"
 `;
 }

@@ -143,7 +143,8 @@ export async function daemonFigures(): Promise<Row[]> {
       return ms;
     };
     const helloOnce = async (cpu: number | null): Promise<number> => {
-      const [cmd, args] = pinned(cpu, [hello.bin]); // the same launcher, runtime and flags
+      // The same launcher, runtime and flags (`run` picks the daemon's V8 flags; hello ignores it).
+      const [cmd, args] = pinned(cpu, [hello.bin, "run"]);
       const t0 = wallMs();
       await new Deno.Command(cmd, { args, env: { DENO_DIR: hello.cache }, stdout: "null" })
         .output();

@@ -40,7 +40,7 @@ export async function memoryFigures(): Promise<Row[]> {
     // -A for the launcher's permissions: reading /proc/self/status needs it; memory is the same.
     const child = (mode: string, cycles: number) => [
       "run",
-      ...runArgs({ allowAll: true }),
+      ...runArgs({ allowAll: true, daemon: true }),
       js,
       mode,
       dir,
@@ -59,7 +59,11 @@ export async function memoryFigures(): Promise<Row[]> {
       `${dir}/bare.js`,
       'const s = Deno.readTextFileSync("/proc/self/status"); console.log(JSON.stringify({ hwmKb: Number(s.match(/^VmHWM:\\s+(\\d+)/m)[1]) }));\n',
     );
-    const bare = await peakOf(["run", ...runArgs({ allowAll: true }), `${dir}/bare.js`]); // same flags: a fair floor
+    const bare = await peakOf([
+      "run",
+      ...runArgs({ allowAll: true, daemon: true }),
+      `${dir}/bare.js`,
+    ]); // same flags: a fair floor
     const over = (linkd.hwmKb! - bare.hwmKb!) / 1024;
     return [
       {
