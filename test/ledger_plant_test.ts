@@ -185,7 +185,10 @@ run(
       assert.ok(row, `${serial} is in the ledger, confirmed (${outcomes.at(-1)})`);
       assert.is(row!.device_public_key, status.device_public_key);
     }
-    assert.ok(landed >= serials.length / 3, `a third of the kills landed mid-run: ${outcomes.join(" ")}`);
+    assert.ok(
+      landed >= serials.length / 3,
+      `a third of the kills landed mid-run: ${outcomes.join(" ")}`,
+    );
     const rows = await exported(ledger);
     assert.equal(rows.map((r) => r.serial), ["SN-K0000", ...serials], outcomes.join(" "));
     if (Deno.env.get("LINKD_TEST_VERBOSE")) console.log(outcomes.join(" "));
