@@ -59,7 +59,7 @@ import { stageOverlay } from "./scripts/install.ts";
 import { compileBase } from "./scripts/compile_base.ts";
 import { reproducibleTar } from "./scripts/tarball.ts";
 import { npmPack, tarballName } from "./scripts/npm_pack.ts";
-import { quietEnv, run } from "./scripts/tool.ts";
+import { exists, quietEnv, run } from "./scripts/tool.ts";
 import { VERSION } from "./src/version.ts";
 
 const root = new URL(".", import.meta.url).pathname;
@@ -82,15 +82,6 @@ const TARGETS: Target[] = [
 function fail(message: string): never {
   console.error(`build: ${message}`);
   Deno.exit(1);
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function removeIfExists(path: string): void {

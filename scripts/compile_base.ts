@@ -6,20 +6,12 @@
  * build never lets it try). Without a base the build makes the payload instead, and the line says
  * why, naming the exact path it looked in.
  */
+import { exists } from "./tool.ts";
 
 /** What compileBase() needs of a target. */
 export interface CompileTarget {
   arch: string;
   triple: string;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -2,16 +2,7 @@
  * `npm pack` of one package version, the way build.ts fetches the aarch64 Deno runtime: with
  * retries that npm accepts on a real fetch, and npm's own error lines in the error when it fails.
  */
-import { run } from "./tool.ts";
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { exists, run } from "./tool.ts";
 
 /** The file `npm pack` writes for `name@version`: `@scope/pkg` gives `scope-pkg-<version>.tgz`. */
 export function tarballName(name: string, version: string): string {

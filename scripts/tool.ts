@@ -26,3 +26,13 @@ export async function run(
     return { ok: false, stderr: e instanceof Error ? e.message : String(e) };
   }
 }
+
+/** True when something is at `path` (a file, a folder, anything `stat` follows to). */
+export function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

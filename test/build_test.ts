@@ -27,6 +27,7 @@ import { createHash } from "node:crypto";
 import { npmErrorLines, npmFetchEnv, npmPack, tarballName } from "../scripts/npm_pack.ts";
 import { compileBase } from "../scripts/compile_base.ts";
 import { INSTALL, LINKS } from "../scripts/install.ts";
+import { exists } from "../scripts/tool.ts";
 import { VERSION } from "../src/version.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -88,15 +89,6 @@ async function build(env: Record<string, string> = {}): Promise<Map<string, [num
     arts.set(m[1]!, [Number(m[2]), m[3]!]);
   }
   return arts;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 let first: Map<string, [number, string]>;
