@@ -165,6 +165,42 @@ test("a device that committed before its station died: the reservation is confir
   assert.is(v.code, 0, v.stdout + v.stderr);
 });
 
+test("repair --ledger: the repaired device's new record replaces its row; verify ok", async () => {
+  const ledger = `sqlite:${work}/plant-r.db`;
+  const d = makeDevice(work);
+  const first = oneJsonLine(await provisionAt(d, "SN-R0001", ledger, "st-1"));
+  const [before] = await exportOf(ledger);
+  Deno.writeFileSync(d.flash, new Uint8Array(Deno.statSync(d.flash).size).fill(0xff)); // lost
+  const args = (station: string) => [
+    "repair",
+    ...provisionArgs(d, { serial: "SN-R0001", lineKey }).slice(1),
+    "--ledger",
+    ledger,
+    "--station",
+    station,
+  ];
+  const r = await linkd(args("st-rework"), work);
+  assert.is(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout);
+  assert.is(report.device_public_key, first.device_public_key);
+  const [after] = await exportOf(ledger);
+  assert.is(after!.device_public_key, before!.device_public_key);
+  assert.is.not(after!.record, before!.record, "the new record (a new provisioned_at)");
+  assert.is(after!.signature, report.line_signature);
+  const v = await linkd(["ledger", "verify", "--ledger", ledger], work);
+  assert.is(v.code, 0, v.stdout + v.stderr);
+  // A ledger with the serial on another device refuses the repair before the device is touched.
+  await sql(
+    ledger,
+    "UPDATE linkd_devices SET device_public_key = zeroblob(32) WHERE serial = ?",
+    "SN-R0001",
+  );
+  Deno.writeFileSync(d.flash, new Uint8Array(Deno.statSync(d.flash).size).fill(0xff));
+  const snap = snapshot(d);
+  assertFails(await linkd(args("st-rework"), work), 73, "on another device");
+  assertSameBytes(snapshot(d).flash, snap.flash, "flash");
+});
+
 test("verify lists what is wrong and exits 65; --since exports the newer devices", async () => {
   const ledger = `sqlite:${work}/plant-d.db`;
   for (const s of ["SN-D0001", "SN-D0002", "SN-D0004"]) {

@@ -197,4 +197,27 @@ run(
   },
 );
 
+run(
+  "repair on the plant's PostgreSQL: the row takes the repaired device's new record",
+  async () => {
+    const ledger = await database("plant_repair");
+    const d = makeDevice(work);
+    const first = await linkd(provisionAt(d, "SN-RP001", ledger, "st-a"), work);
+    assert.is(first.code, 0, first.stderr);
+    const [before] = await exported(ledger);
+    Deno.writeFileSync(d.flash, new Uint8Array(Deno.statSync(d.flash).size).fill(0xff));
+    const r = await linkd(
+      ["repair", ...provisionAt(d, "SN-RP001", ledger, "st-rework").slice(1)],
+      work,
+    );
+    assert.is(r.code, 0, r.stderr);
+    const [after] = await exported(ledger);
+    assert.is(after!.device_public_key, before!.device_public_key);
+    assert.is.not(after!.record, before!.record);
+    assert.is(after!.signature, JSON.parse(r.stdout).line_signature);
+    const v = await linkd(["ledger", "verify", "--ledger", ledger], work);
+    assert.is(v.code, 0, v.stdout + v.stderr);
+  },
+);
+
 test.run();

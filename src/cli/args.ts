@@ -55,6 +55,7 @@ Usage:
   linkd provision --config FILE --serial SN --product-id PID --client-id CID [--line-key FILE] [--record-out FILE]
                   [--ledger URL --station NAME]
   linkd repair --config FILE --serial SN --product-id PID --client-id CID [--line-key FILE] [--record-out FILE]
+               [--ledger URL --station NAME]
   linkd logout --config FILE
   linkd factory-reset --config FILE
   linkd ledger export --ledger URL [--since TIME]
@@ -186,7 +187,7 @@ const SUBCOMMANDS = {
     about:
       "Rework station: gives a device whose identity record is damaged or lost the identity\n" +
       "the line recorded for it (any other is refused with 73)",
-    options: IDENTITY,
+    options: PROVISION,
   },
   logout: { about: "Forgets the user's tokens, keeps the identity", options: { config: CONFIG } },
   "factory-reset": {

@@ -2,6 +2,7 @@
  * linkd's command line (CONTRACT.md section 1): parses, runs one subcommand, and turns every
  * failure into one line on stderr and a sysexits code. Never a stack trace, never a secret.
  */
+import nacl from "tweetnacl";
 import { type Config, configPath, loadConfig } from "../config.ts";
 import { Device, type DeviceEffects, systemEffects } from "../device.ts";
 import { Code, Exit, isLinkdError, LinkdError } from "../errors.ts";
@@ -239,18 +240,24 @@ async function lineCommand(
     try {
       const probe = { serial: cmd.serial, productId: cmd.productId, clientId: cmd.clientId };
       let held: SignedIdentity | null = null;
+      let deviceKey: Uint8Array | null = null;
       let refusal: unknown = null;
       withDevice(cmd.config, io, (d) => {
         if (ledger !== null) held = heldIdentity(d);
         if (d.flashFile !== "present" || ledger !== null) {
           try {
-            check(d, probe);
+            const vault = check(d, probe);
+            if (ledger !== null && typeof vault === "object") deviceKey = devicePublicKey(vault);
           } catch (e) {
             refusal = e;
           }
         }
       }, { readOnly: true });
-      if (ledger !== null && station !== undefined) {
+      if (ledger !== null && cmd.cmd === "repair") {
+        // The rework station: the ledger must not have the serial on another device.
+        if (refusal !== null) throw refusal;
+        if (deviceKey !== null) await ledger.checkRepair(cmd.serial, deviceKey);
+      } else if (ledger !== null && station !== undefined) {
         const h = held as SignedIdentity | null;
         if (h !== null && h.identity.serial === cmd.serial) {
           const how = await ledger.recover(station, h);
@@ -305,7 +312,10 @@ async function lineCommand(
           throw e;
         }
       });
-      if (ledger !== null && station !== undefined) await ledger.confirm(station, signed);
+      if (ledger !== null && station !== undefined) {
+        if (cmd.cmd === "repair") await ledger.repaired(station, signed);
+        else await ledger.confirm(station, signed);
+      }
       io.out(JSON.stringify(provisionReport(signed)));
       return Exit.OK;
     } finally {
@@ -346,6 +356,16 @@ async function ledgerCommand(cmd: Extract<Command, { cmd: "ledger" }>, io: Io): 
     );
   } finally {
     await ledger.close();
+  }
+}
+
+/** The device's Ed25519 public key, derived from its OTP root key (the key repair keeps). */
+function devicePublicKey(vault: { deviceSeed(): Uint8Array }): Uint8Array {
+  const seed = vault.deviceSeed();
+  try {
+    return nacl.sign.keyPair.fromSeed(seed).publicKey;
+  } finally {
+    seed.fill(0);
   }
 }
 

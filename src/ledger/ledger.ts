@@ -11,7 +11,10 @@
  *   engine's uniqueness rule); confirming the same record again is a no-op;
  * - `recover` when the device already holds the identity the station asks for (it committed,
  *   then the station died before confirming): the reservation is confirmed from the device's
- *   own record, so nothing is lost.
+ *   own record, so nothing is lost;
+ * - `checkRepair` before a rework station repairs a device (same serial, same device key) and
+ *   `repaired` after: the ledger's record becomes the new one; a ledger that has the serial on
+ *   another device key refuses the repair (LEDGER_TAKEN) before the device is touched.
  *
  * Messages name serials and stations, never the ledger's password (the engines redact URLs).
  */
@@ -168,6 +171,39 @@ export class Ledger {
     if (row.station !== station) return null;
     await this.confirm(station, signed);
     return "confirmed";
+  }
+
+  /**
+   * Before a repair of `serial` on the device whose key is `devicePublicKey`: LEDGER_TAKEN when
+   * the ledger has the serial on another device or reserved by another station's open run.
+   */
+  async checkRepair(serial: string, devicePublicKey: Uint8Array): Promise<void> {
+    const row = await this.#store.get(serial);
+    if (row === null) return; // recorded by repaired()
+    if (row.provisioned_at === null || !sameBytes(row.device_public_key, devicePublicKey)) {
+      throw new LinkdError(
+        Code.LEDGER_TAKEN,
+        row.provisioned_at === null
+          ? `Cannot repair serial ${serial}: station ${row.station} holds an open reservation of it in the plant's ledger; nothing was written to this device`
+          : `Cannot repair serial ${serial}: the plant's ledger has it on another device (key ${
+            toHex(row.device_public_key ?? new Uint8Array()).slice(0, 16)
+          }…); nothing was written to this device`,
+      );
+    }
+  }
+
+  /**
+   * After a repair: the serial's row gets the device's new record (same device key). A serial
+   * the ledger had no row for is recorded as `station`'s.
+   */
+  async repaired(station: string, signed: SignedIdentity): Promise<void> {
+    const c = confirmationOf(signed);
+    if (await this.#store.replace(signed.identity.serial, c)) return;
+    if (await this.recover(station, signed) !== null) return;
+    throw new LinkdError(
+      Code.LEDGER_DATA,
+      `Cannot record the repair of serial ${signed.identity.serial} in the plant's ledger: it holds another device for it; the device was repaired: run linkd ledger verify`,
+    );
   }
 
   /** Every row (confirmed ones from `sinceMs` on), by serial. */

@@ -142,6 +142,34 @@ test("recover: a device whose serial the ledger lost is recorded from the device
   await ledger.close();
 });
 
+test("repair: the ledger takes the device's new record; another device's serial is refused", async () => {
+  const { ledger } = await fresh();
+  await ledger.reserve(reservation("SN-9", "st-a"));
+  const first = signedDevice("SN-9", 9, 1_790_000_000_000);
+  await ledger.confirm("st-a", first);
+  const again = signedDevice("SN-9", 9, 1_790_000_500_000); // repaired: same key, new record
+  await ledger.checkRepair("SN-9", again.identity.device_public_key);
+  await ledger.repaired("st-r", again);
+  const [row] = await ledger.rows();
+  assert.equal(row!.record, again.record);
+  assert.is(row!.provisioned_at, 1_790_000_500_000);
+  assert.is(row!.station, "st-a"); // the station that provisioned it
+  await refused(
+    ledger.checkRepair("SN-9", signedDevice("SN-9", 10).identity.device_public_key),
+    Code.LEDGER_TAKEN,
+    /has it on another device .*nothing was written to this device/,
+  );
+  await refused(
+    ledger.repaired("st-r", signedDevice("SN-9", 10)),
+    Code.LEDGER_DATA,
+    /holds another device for it/,
+  );
+  // A serial the ledger never had is recorded by the repair.
+  await ledger.repaired("st-r", signedDevice("SN-10", 11));
+  assert.is((await ledger.rows()).find((r) => r.serial === "SN-10")!.station, "st-r");
+  await ledger.close();
+});
+
 test("two connections racing for the same serials: each serial is won exactly once", async () => {
   const { path } = await fresh();
   const a = new Ledger(await openSqliteLedger(path));

@@ -124,6 +124,23 @@ class PostgresLedger implements LedgerStore {
     }
   }
 
+  async replace(serial: string, c: Confirmation): Promise<boolean> {
+    const out = await this.#query(
+      "write to",
+      `UPDATE ${TABLE} SET record = $1, signature = $2, line_public_key = $3, provisioned_at = $4
+       WHERE serial = $5 AND device_public_key = $6 AND provisioned_at IS NOT NULL`,
+      [
+        c.record,
+        c.signature,
+        c.line_public_key,
+        BigInt(c.provisioned_at),
+        serial,
+        c.device_public_key,
+      ],
+    );
+    return out.rowCount === 1;
+  }
+
   async rows(sinceMs?: number): Promise<LedgerRow[]> {
     const out = sinceMs === undefined
       ? await this.#query("read", `SELECT * FROM ${TABLE} ORDER BY serial`)

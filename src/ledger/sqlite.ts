@@ -139,6 +139,23 @@ class SqliteLedger implements LedgerStore {
     });
   }
 
+  replace(serial: string, c: Confirmation): Promise<boolean> {
+    return this.#do("write to", () => {
+      const out = this.#statement(
+        `UPDATE ${TABLE} SET record = ?, signature = ?, line_public_key = ?, provisioned_at = ?
+         WHERE serial = ? AND device_public_key = ? AND provisioned_at IS NOT NULL`,
+      ).run(
+        c.record,
+        c.signature,
+        c.line_public_key,
+        c.provisioned_at,
+        serial,
+        c.device_public_key,
+      );
+      return Number(out.changes) === 1;
+    });
+  }
+
   rows(sinceMs?: number): Promise<LedgerRow[]> {
     return this.#do("read", () => {
       const all = sinceMs === undefined

@@ -53,6 +53,12 @@ export interface LedgerStore {
    * there is none, or when another serial has this device key (nothing changed either way).
    */
   confirm(serial: string, station: string, c: Confirmation): Promise<true | ConfirmRefusal>;
+  /**
+   * A repaired device's new record (same serial, same device key, signed again, a new
+   * provisioned_at): replaces the confirmed row's record when its device key is `c`'s; false
+   * (nothing changed) when there is no such row.
+   */
+  replace(serial: string, c: Confirmation): Promise<boolean>;
   /** Every row, confirmed ones from `sinceMs` on (by provisioned_at) when given, by serial. */
   rows(sinceMs?: number): Promise<LedgerRow[]>;
   close(): Promise<void>;
