@@ -134,6 +134,33 @@ export function readRegularFile(path: string, max: number, fail: Fail): Uint8Arr
   }
 }
 
+/**
+ * A private file (the line key, an HSM PIN, a PostgreSQL password file): as readRegularFile,
+ * and refused with `badMode(mode)` (the mode as 4 octal digits) before it is read when group or
+ * others may read or write it, as ssh refuses a private key. The caller refuses more than `max`
+ * bytes (at most `max` + 1 are read) and wipes what it got.
+ */
+export function readPrivateFile(
+  path: string,
+  max: number,
+  fail: Fail,
+  badMode: (mode: string) => Error,
+): Uint8Array | null {
+  const opened = openRegularFile(path, fail);
+  if (opened === null) return null;
+  try {
+    const mode = (opened.info.mode ?? 0) & 0o777;
+    if ((mode & 0o077) !== 0) throw badMode(mode.toString(8).padStart(4, "0"));
+    try {
+      return readAtMost(opened.file, max + 1);
+    } catch (e) {
+      throw fail(reasonOf(e), e);
+    }
+  } finally {
+    opened.file.close();
+  }
+}
+
 /** Folder and file name of `path` ("." for a bare name). */
 function split(path: string): { folder: string; name: string } {
   const at = path.lastIndexOf("/");

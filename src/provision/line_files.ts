@@ -14,7 +14,7 @@
  */
 import { dirname } from "../paths.ts";
 import { Code, LinkdError } from "../errors.ts";
-import { createFileAtomically, openRegularFile, readAtMost, reasonOf, writeAll } from "../files.ts";
+import { createFileAtomically, readPrivateFile, reasonOf, writeAll } from "../files.ts";
 
 /** Largest line key file read: a seed is 32 bytes raw or 64 hex characters. */
 export const MAX_LINE_KEY_BYTES = 4096;
@@ -25,31 +25,19 @@ export const MAX_LINE_KEY_BYTES = 4096;
  * a FIFO, socket, device or folder, an unreadable file, or one of more than MAX_LINE_KEY_BYTES.
  */
 export function readLineKeyFile(path: string): Uint8Array {
-  const fail = (why: string, cause?: unknown) =>
-    new LinkdError(Code.BAD_LINE_KEY, `Cannot read line key ${path}: ${why}`, { cause });
-  const opened = openRegularFile(path, fail);
-  if (opened === null) {
-    throw new LinkdError(Code.LINE_KEY_MISSING, `Cannot read line key ${path}: file not found`);
-  }
-  const { file, info } = opened;
-  let bytes: Uint8Array;
-  try {
-    const mode = (info.mode ?? 0) & 0o777;
-    if ((mode & 0o077) !== 0) {
-      throw new LinkdError(
+  const bytes = readPrivateFile(
+    path,
+    MAX_LINE_KEY_BYTES,
+    (why, cause) =>
+      new LinkdError(Code.BAD_LINE_KEY, `Cannot read line key ${path}: ${why}`, { cause }),
+    (mode) =>
+      new LinkdError(
         Code.BAD_LINE_KEY,
-        `Cannot use line key ${path}: its mode ${
-          mode.toString(8).padStart(4, "0")
-        } lets group or others read or write it; run chmod 600 ${path}`,
-      );
-    }
-    try {
-      bytes = readAtMost(file, MAX_LINE_KEY_BYTES + 1);
-    } catch (e) {
-      throw fail(reasonOf(e), e);
-    }
-  } finally {
-    file.close();
+        `Cannot use line key ${path}: its mode ${mode} lets group or others read or write it; run chmod 600 ${path}`,
+      ),
+  );
+  if (bytes === null) {
+    throw new LinkdError(Code.LINE_KEY_MISSING, `Cannot read line key ${path}: file not found`);
   }
   if (bytes.length > MAX_LINE_KEY_BYTES) {
     bytes.fill(0);

@@ -262,6 +262,15 @@ test("passwordFrom() reads .pgpass lines as libpq; readPassfile() refuses a read
     await Deno.remove(path);
   }
   assert.is(await codeOf(readPassfile("/nonexistent/pgpass", key)), "28000");
+  // A FIFO is refused without being opened (opening one waits for a writer).
+  const dir = await Deno.makeTempDir();
+  try {
+    const made = await new Deno.Command("mkfifo", { args: ["-m", "600", `${dir}/fifo`] }).output();
+    assert.ok(made.success);
+    assert.is(await codeOf(readPassfile(`${dir}/fifo`, key)), "28000");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 test.run();

@@ -4,6 +4,7 @@
  * comment line; the first matching line wins. As libpq, a file readable by group or others is
  * not used; unlike libpq (which only warns) the client refuses to connect, so a plant notices.
  */
+import { readPrivateFile } from "../../files.ts";
 import { BAD_AUTHORIZATION, PgError } from "./errors.ts";
 
 /** The file is small by nature: refuse anything bigger than this. */
@@ -44,52 +45,29 @@ export function passwordFrom(text: string, key: PassfileKey): string | undefined
   return undefined;
 }
 
-/** Reads `path` and looks `key` up; PgError "28000" when the file is open to group or others. */
-export async function readPassfile(path: string, key: PassfileKey): Promise<string | undefined> {
-  let file: Deno.FsFile;
+/**
+ * Reads `path` and looks `key` up; PgError "28000" when the file is not there, is not a regular
+ * file (never opened, so a FIFO cannot block), is open to group or others, or is too big.
+ */
+export function readPassfile(path: string, key: PassfileKey): Promise<string | undefined> {
+  const use = (why: string) =>
+    new PgError(BAD_AUTHORIZATION, `Cannot use the password file ${path}: ${why}`);
   try {
-    file = await Deno.open(path, { read: true });
+    const bytes = readPrivateFile(
+      path,
+      MAX_PASSFILE_BYTES,
+      (why, cause) =>
+        new PgError(BAD_AUTHORIZATION, `Cannot read the password file ${path}: ${why}`, { cause }),
+      () => use("it is readable by group or others; chmod 600 it"),
+    );
+    if (bytes === null) {
+      throw new PgError(BAD_AUTHORIZATION, `Cannot read the password file ${path}: no such file`);
+    }
+    if (bytes.length > MAX_PASSFILE_BYTES) {
+      throw use(`it is bigger than ${MAX_PASSFILE_BYTES} bytes`);
+    }
+    return Promise.resolve(passwordFrom(new TextDecoder().decode(bytes), key));
   } catch (e) {
-    throw new PgError(BAD_AUTHORIZATION, `Cannot read the password file ${path}: ${errText(e)}`, {
-      cause: e,
-    });
+    return Promise.reject(e);
   }
-  try {
-    const info = await file.stat();
-    if (!info.isFile) {
-      throw new PgError(BAD_AUTHORIZATION, `Cannot use the password file ${path}: not a file`);
-    }
-    if (info.mode !== null && (info.mode & 0o077) !== 0) {
-      throw new PgError(
-        BAD_AUTHORIZATION,
-        `Cannot use the password file ${path}: it is readable by group or others; chmod 600 it`,
-      );
-    }
-    if (info.size > MAX_PASSFILE_BYTES) {
-      throw new PgError(
-        BAD_AUTHORIZATION,
-        `Cannot use the password file ${path}: it is bigger than ${MAX_PASSFILE_BYTES} bytes`,
-      );
-    }
-    const buf = new Uint8Array(MAX_PASSFILE_BYTES + 1);
-    let n = 0;
-    for (;;) {
-      const r = await file.read(buf.subarray(n));
-      if (r === null || r === 0) break;
-      n += r;
-      if (n > MAX_PASSFILE_BYTES) {
-        throw new PgError(
-          BAD_AUTHORIZATION,
-          `Cannot use the password file ${path}: it is bigger than ${MAX_PASSFILE_BYTES} bytes`,
-        );
-      }
-    }
-    return passwordFrom(new TextDecoder().decode(buf.subarray(0, n)), key);
-  } finally {
-    file.close();
-  }
-}
-
-function errText(e: unknown): string {
-  return e instanceof Deno.errors.NotFound ? "no such file" : String((e as Error)?.message ?? e);
 }

@@ -6,7 +6,7 @@
  * ever holds the PIN, nor its length.
  */
 import { Code, LinkdError } from "../../errors.ts";
-import { openRegularFile, readAtMost, reasonOf } from "../../files.ts";
+import { readPrivateFile } from "../../files.ts";
 
 /** Largest PIN file read; PINs are far shorter. */
 export const MAX_PIN_FILE_BYTES = 256;
@@ -19,31 +19,17 @@ export function readPinFile(path: string, display: string): Uint8Array {
       `Cannot read the PIN of line key ${display} from ${path}: ${why}`,
       { cause },
     );
-  const opened = openRegularFile(path, fail);
-  if (opened === null) {
+  const bytes = readPrivateFile(
+    path,
+    MAX_PIN_FILE_BYTES,
+    fail,
+    (mode) => fail(`its mode ${mode} lets group or others read or write it; run chmod 600 ${path}`),
+  );
+  if (bytes === null) {
     throw new LinkdError(
       Code.LINE_KEY_MISSING,
       `Cannot read the PIN of line key ${display} from ${path}: file not found; check pin-source`,
     );
-  }
-  const { file, info } = opened;
-  let bytes: Uint8Array;
-  try {
-    const mode = (info.mode ?? 0) & 0o777;
-    if ((mode & 0o077) !== 0) {
-      throw fail(
-        `its mode ${
-          mode.toString(8).padStart(4, "0")
-        } lets group or others read or write it; run chmod 600 ${path}`,
-      );
-    }
-    try {
-      bytes = readAtMost(file, MAX_PIN_FILE_BYTES + 1);
-    } catch (e) {
-      throw fail(reasonOf(e), e);
-    }
-  } finally {
-    file.close();
   }
   if (bytes.length > MAX_PIN_FILE_BYTES) {
     bytes.fill(0);
