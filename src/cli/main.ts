@@ -2,7 +2,6 @@
  * linkd's command line (CONTRACT.md section 1): parses, runs one subcommand, and turns every
  * failure into one line on stderr and a sysexits code. Never a stack trace, never a secret.
  */
-import nacl from "tweetnacl";
 import { type Config, configPath, loadConfig } from "../config.ts";
 import { Device, type DeviceEffects, systemEffects } from "../device.ts";
 import { Code, Exit, isLinkdError, LinkdError } from "../errors.ts";
@@ -247,7 +246,9 @@ async function lineCommand(
         if (d.flashFile !== "present" || ledger !== null) {
           try {
             const vault = check(d, probe);
-            if (ledger !== null && typeof vault === "object") deviceKey = devicePublicKey(vault);
+            if (ledger !== null && typeof vault === "object") {
+              deviceKey = steps.devicePublicKey(vault);
+            }
           } catch (e) {
             refusal = e;
           }
@@ -356,16 +357,6 @@ async function ledgerCommand(cmd: Extract<Command, { cmd: "ledger" }>, io: Io): 
     );
   } finally {
     await ledger.close();
-  }
-}
-
-/** The device's Ed25519 public key, derived from its OTP root key (the key repair keeps). */
-function devicePublicKey(vault: { deviceSeed(): Uint8Array }): Uint8Array {
-  const seed = vault.deviceSeed();
-  try {
-    return nacl.sign.keyPair.fromSeed(seed).publicKey;
-  } finally {
-    seed.fill(0);
   }
 }
 

@@ -214,18 +214,26 @@ function checkBinding(
   }
 }
 
-/** Seals the derived device key into flash and returns the identity to sign and write. */
-function writeIdentity(vault: Vault, input: ProvisionInput, at: number): SignedIdentity {
-  putDeviceKey(vault, input.serial);
+/**
+ * The device's Ed25519 public key, derived from its OTP root key (the key a repair keeps); the
+ * seed and the secret key are wiped.
+ */
+export function devicePublicKey(vault: Vault): Uint8Array {
   const seed = vault.deviceSeed();
   const pair = nacl.sign.keyPair.fromSeed(seed);
   wipe(seed);
   wipe(pair.secretKey);
+  return pair.publicKey;
+}
+
+/** Seals the derived device key into flash and returns the identity to sign and write. */
+function writeIdentity(vault: Vault, input: ProvisionInput, at: number): SignedIdentity {
+  putDeviceKey(vault, input.serial);
   const identity: Identity = {
     serial: input.serial,
     product_id: input.productId,
     client_id: input.clientId,
-    device_public_key: pair.publicKey,
+    device_public_key: devicePublicKey(vault),
     provisioned_at: at,
   };
   return signIdentity(identity, input.lineSigner);
