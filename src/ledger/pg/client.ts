@@ -12,6 +12,7 @@
  * "08003". The caller's signal, when it aborts, closes the client ("57014"). A result is bounded
  * in rows and bytes ("54000", the connection stays usable), a message by `maxMessageBytes`.
  */
+import { concat } from "../../bytes.ts";
 import { invalidArgument, oneLine } from "../../text.ts";
 import { startTimer } from "../../timers.ts";
 import { authenticate } from "./auth.ts";
@@ -35,7 +36,6 @@ import {
 } from "./errors.ts";
 import {
   bindMessage,
-  concat,
   copyFailMessage,
   describePortal,
   executeMessage,
@@ -329,13 +329,13 @@ class Client implements PgClient {
         throw invalidArgument("Cannot run the query: params must be an array of at most 65535");
       }
       const wire = params.map((p, i) => encodeParam(p, i + 1));
-      message = concat([
+      message = concat(
         parseMessage(sql, wire.map((w) => w.type)),
         bindMessage(wire),
         describePortal(),
         executeMessage(),
         syncMessage(),
-      ]);
+      );
     }
     this.#busy = true;
     try {

@@ -8,19 +8,12 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { connectPg } from "./client.ts";
 import { PgError } from "./errors.ts";
+import { pgMessage } from "../../../test/support/pg_wire.ts";
 
 type Script = (conn: Deno.Conn, read: () => Promise<Uint8Array>) => Promise<void>;
-
-function msg(type: string, body: number[] | Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + body.length);
-  out[0] = type.charCodeAt(0);
-  new DataView(out.buffer).setInt32(1, 4 + body.length);
-  out.set(body, 5);
-  return out;
-}
 const i32 = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
-const AUTH_OK = msg("R", i32(0));
-const READY = msg("Z", [0x49]);
+const AUTH_OK = pgMessage("R", i32(0));
+const READY = pgMessage("Z", [0x49]);
 const enc = new TextEncoder();
 
 /** Serves one connection with `script`; resolves with the server's port and a stop. */
@@ -79,8 +72,8 @@ test("connectPg() fails with 08006 on garbage, a close, or a huge message at sta
     enc.encode("HTTP/1.1 400 Bad Request\r\n\r\n"),
     new Uint8Array(0),
     Uint8Array.of(0x52, 0x7f, 0xff, 0xff, 0xff),
-    msg("R", i32(0)).subarray(0, 7),
-    msg("T", [0, 0]), // a row description during startup
+    pgMessage("R", i32(0)).subarray(0, 7),
+    pgMessage("T", [0, 0]), // a row description during startup
   ];
   for (const reply of replies) {
     await withServer(async (conn, read) => {
@@ -117,14 +110,14 @@ test("connectPg() refuses a server that skips or forges the last SCRAM step", as
   for (const forge of [false, true]) {
     await withServer(async (conn, read) => {
       await read();
-      await conn.write(msg("R", [...i32(10), ...enc.encode("SCRAM-SHA-256\0\0")]));
+      await conn.write(pgMessage("R", [...i32(10), ...enc.encode("SCRAM-SHA-256\0\0")]));
       const first = new TextDecoder().decode(await read());
       const nonce = /r=([^,\0]+)/.exec(first)![1];
       const serverFirst = `r=${nonce}srv,s=${btoa("salt")},i=4096`;
-      await conn.write(msg("R", [...i32(11), ...enc.encode(serverFirst)]));
+      await conn.write(pgMessage("R", [...i32(11), ...enc.encode(serverFirst)]));
       await read();
       if (forge) {
-        await conn.write(msg("R", [...i32(12), ...enc.encode(`v=${btoa("x".repeat(32))}`)]));
+        await conn.write(pgMessage("R", [...i32(12), ...enc.encode(`v=${btoa("x".repeat(32))}`)]));
       }
       await conn.write(new Uint8Array([...AUTH_OK, ...READY]));
     }, async (port) => {
@@ -136,7 +129,7 @@ test("connectPg() refuses a server that skips or forges the last SCRAM step", as
 test("connectPg() refuses a method it does not do, a server without TLS, and no server", async () => {
   await withServer(async (conn, read) => {
     await read();
-    await conn.write(msg("R", i32(7))); // GSSAPI
+    await conn.write(pgMessage("R", i32(7))); // GSSAPI
   }, async (port) => {
     assert.is(await codeOf(connectPg(url(port))), "0A000");
   });
@@ -159,7 +152,7 @@ test("connectPg() refuses a method it does not do, a server without TLS, and no 
 
 test("query() bounds a result's rows and stays usable; an aborted signal closes the client", async () => {
   const col = [...enc.encode("n"), 0, ...i32(0), 0, 0, ...i32(23), 0, 4, ...i32(-1), 0, 0];
-  const row = msg("D", [0, 1, ...i32(1), 0x37]);
+  const row = pgMessage("D", [0, 1, ...i32(1), 0x37]);
   await withServer(async (conn, read) => {
     await read();
     await conn.write(new Uint8Array([...AUTH_OK, ...READY]));
@@ -168,9 +161,9 @@ test("query() bounds a result's rows and stays usable; an aborted signal closes 
       const rows = Array.from({ length: 5 }, () => [...row]).flat();
       await conn.write(
         new Uint8Array([
-          ...msg("T", [0, 1, ...col]),
+          ...pgMessage("T", [0, 1, ...col]),
           ...rows,
-          ...msg("C", [...enc.encode("SELECT 5"), 0]),
+          ...pgMessage("C", [...enc.encode("SELECT 5"), 0]),
           ...READY,
         ]),
       );

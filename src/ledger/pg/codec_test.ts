@@ -19,16 +19,9 @@ import { PgError } from "./errors.ts";
 import { parsePgUrl } from "./url.ts";
 import { passwordFrom, readPassfile } from "./passfile.ts";
 import { bindMessage, startupMessage } from "./frontend.ts";
+import { pgMessage } from "../../../test/support/pg_wire.ts";
 
 const enc = new TextEncoder();
-
-function msg(type: string, body: number[] | Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + body.length);
-  out[0] = type.charCodeAt(0);
-  new DataView(out.buffer).setInt32(1, 4 + body.length);
-  out.set(body, 5);
-  return out;
-}
 
 /** A read function serving `bytes` in chunks of `chunk`, then the end of the stream. */
 function reader(bytes: Uint8Array, chunk = 3): (b: Uint8Array) => Promise<number | null> {
@@ -54,7 +47,11 @@ async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string | u
 
 test("Framer cuts any chunking into the same messages", async () => {
   const big = new Uint8Array(40_000).map((_, i) => i & 0xff);
-  const stream = new Uint8Array([...msg("Z", [0x49]), ...msg("D", big), ...msg("C", [0x41, 0])]);
+  const stream = new Uint8Array([
+    ...pgMessage("Z", [0x49]),
+    ...pgMessage("D", big),
+    ...pgMessage("C", [0x41, 0]),
+  ]);
   for (const chunk of [1, 2, 7, 4096, 100_000]) {
     const f = new Framer(reader(stream, chunk), "h:1");
     assert.equal(await f.next(), { type: "Z", body: Uint8Array.of(0x49) });
@@ -69,9 +66,9 @@ test("Framer cuts any chunking into the same messages", async () => {
 test("Framer refuses a short length, an oversized body, an unknown type and a cut message", async () => {
   const short = Uint8Array.of(0x5a, 0, 0, 0, 3);
   const huge = Uint8Array.of(0x44, 0x7f, 0xff, 0xff, 0xff); // 2 GiB: refused before reading
-  const over = msg("D", new Uint8Array(1025));
-  const unknown = msg("q", [1]);
-  const cut = msg("D", [1, 2, 3, 4]).subarray(0, 7);
+  const over = pgMessage("D", new Uint8Array(1025));
+  const unknown = pgMessage("q", [1]);
+  const cut = pgMessage("D", [1, 2, 3, 4]).subarray(0, 7);
   for (
     const [bytes, why] of [
       [short, "less than 4"],

@@ -129,14 +129,3 @@ export function syncMessage(): Uint8Array {
 export function terminateMessage(): Uint8Array {
   return new Out().message("X");
 }
-
-/** The messages joined into one write. */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
