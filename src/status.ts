@@ -11,6 +11,7 @@ import { wallMs } from "./bus/payloads.ts";
 import { toHex, wipe } from "./bytes.ts";
 import type { Device } from "./device.ts";
 import { isLinkdError } from "./errors.ts";
+import { isoTime } from "./text.ts";
 import { REPAIR_HINT, type SignedIdentity } from "./records/identity.ts";
 import { RecordType } from "./records/types.ts";
 import { decodeTokenRecord } from "./records/token.ts";
@@ -166,10 +167,4 @@ export function formatStatus(r: StatusReport, now: number): string {
     (r.store.ok ? "ok" : "DAMAGED") + (r.store.detail ? `: ${r.store.detail}` : ""),
   ]);
   return lines.map(([k, v]) => `${k.padEnd(13)} ${v}`).join("\n");
-}
-
-/** `ms` as an ISO 8601 time, or as a plain number when no date can show it (never throws). */
-function isoTime(ms: number): string {
-  const d = new Date(ms);
-  return Number.isNaN(d.getTime()) ? `${ms} (Unix ms)` : d.toISOString();
 }

@@ -49,3 +49,9 @@ export function oneLine(s: string, max = Infinity, mode: "runs" | "each" = "runs
   const flat = mode === "each" ? s.replace(BREAK, " ") : s.replace(BREAKS, " ").trim();
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
+
+/** `ms` as an ISO 8601 time, or as a plain number when no date can show it (never throws). */
+export function isoTime(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? `${ms} (Unix ms)` : d.toISOString();
+}

@@ -20,14 +20,10 @@
  */
 import { timingSafeEqual, toHex } from "../bytes.ts";
 import { Code, LinkdError } from "../errors.ts";
+import { isoTime } from "../text.ts";
 import type { SignedIdentity } from "../records/identity.ts";
 import type { Confirmation, LedgerRow, LedgerStore, Reservation } from "./store.ts";
 import { STATION_PATTERN } from "./store.ts";
-
-/** An ISO time for messages (a row's time is Unix milliseconds). */
-function when(ms: number): string {
-  return Number.isSafeInteger(ms) && ms >= 0 ? new Date(ms).toISOString() : `${ms}`;
-}
 
 /** Checks a station name (the command line's `--station`). */
 export function checkStation(station: string): void {
@@ -89,7 +85,7 @@ export class Ledger {
       throw new LinkdError(
         Code.LEDGER_TAKEN,
         `Cannot provision serial ${r.serial}: the plant's ledger has it on the device provisioned at station ${row.station} at ${
-          when(row.provisioned_at)
+          isoTime(row.provisioned_at)
         }; ${untouched}`,
       );
     }
@@ -97,7 +93,7 @@ export class Ledger {
       throw new LinkdError(
         Code.LEDGER_TAKEN,
         `Cannot provision serial ${r.serial}: station ${row.station} reserved it at ${
-          when(row.reserved_at)
+          isoTime(row.reserved_at)
         } and has not confirmed it; provision it there, or use another serial; ${untouched}`,
       );
     }
