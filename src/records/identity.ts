@@ -125,20 +125,10 @@ function corrupt(field: string): LinkdError {
 }
 
 /**
- * Decodes and checks an envelope read back from flash: every field, and the signature's and line
- * key's sizes. It does not verify the line signature: on the device the envelope is
- * authenticated by its MAC under the device's root key (Vault.identity()), which nobody without
- * that key can forge, so an Ed25519 verification at every boot would prove nothing more, and it
- * costs 75 ms on this machine's interpreter-only V8 (more than the rest of the boot). Whoever
- * needs the line's word (a test, the line's own tools) calls verifyLineSignature()
- * (provision/line_signature.ts).
+ * The identity in the CBOR bytes of an identity record (the envelope's `record`), every field
+ * checked; IDENTITY_CORRUPT naming the first bad one.
  */
-export function decodeEnvelope(bytes: Uint8Array): SignedIdentity {
-  const m = decodeCbor(bytes, "identity envelope");
-  if (m === null || typeof m !== "object" || Array.isArray(m)) throw corrupt("envelope");
-  const env = m as Record<string, unknown>;
-  const record = env.record;
-  if (!(record instanceof Uint8Array) || record.length > 4096) throw corrupt("record");
+export function decodeIdentityRecord(record: Uint8Array): Identity {
   const r = decodeCbor(record, "identity record");
   if (r === null || typeof r !== "object" || Array.isArray(r)) throw corrupt("record");
   const f = r as Record<string, unknown>;
@@ -167,6 +157,25 @@ export function decodeEnvelope(bytes: Uint8Array): SignedIdentity {
     })(),
   };
   if (!SERIAL_PATTERN.test(identity.serial)) throw corrupt("serial");
+  return identity;
+}
+
+/**
+ * Decodes and checks an envelope read back from flash: every field, and the signature's and line
+ * key's sizes. It does not verify the line signature: on the device the envelope is
+ * authenticated by its MAC under the device's root key (Vault.identity()), which nobody without
+ * that key can forge, so an Ed25519 verification at every boot would prove nothing more, and it
+ * costs 75 ms on this machine's interpreter-only V8 (more than the rest of the boot). Whoever
+ * needs the line's word (a test, the line's own tools) calls verifyLineSignature()
+ * (provision/line_signature.ts).
+ */
+export function decodeEnvelope(bytes: Uint8Array): SignedIdentity {
+  const m = decodeCbor(bytes, "identity envelope");
+  if (m === null || typeof m !== "object" || Array.isArray(m)) throw corrupt("envelope");
+  const env = m as Record<string, unknown>;
+  const record = env.record;
+  if (!(record instanceof Uint8Array) || record.length > 4096) throw corrupt("record");
+  const identity = decodeIdentityRecord(record);
   const out: { -readonly [K in keyof SignedIdentity]: SignedIdentity[K] } = { identity, record };
   if (env.signature !== undefined || env.line_public_key !== undefined) {
     const sig = env.signature;
