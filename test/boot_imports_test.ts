@@ -9,6 +9,7 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { tsFiles } from "./support/source.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -49,17 +50,6 @@ async function staticGraph(entries: string[]): Promise<string[]> {
   }
   const prefix = `file://${root}`;
   return [...seen].filter((s) => s.startsWith(prefix)).map((s) => s.slice(prefix.length)).sort();
-}
-
-/** Every file under `dir` (repository path) whose name ends in `.ts`. */
-function tsFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of Deno.readDirSync(`${root}${dir}`)) {
-    const p = `${dir}/${e.name}`;
-    if (e.isDirectory) out.push(...tsFiles(p));
-    else if (e.name.endsWith(".ts")) out.push(p);
-  }
-  return out.sort();
 }
 
 /** The repository paths `file` imports, of any kind (static, type-only, dynamic, re-export). */

@@ -8,6 +8,7 @@ import { type AuthServer, startAuthServer } from "../dev/authserver/server.ts";
 import { Peer, type PeerMessage } from "./support/bus.ts";
 import { encodeCbor } from "../src/cbor.ts";
 import { haveMosquitto, type Mosquitto, startMosquitto } from "./support/broker.ts";
+import { eachLine } from "./support/lines.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const CLIENT = "amzn1.application-oa2-client.daemontest";
@@ -244,16 +245,7 @@ while True:
     stderr: "null",
   }).spawn();
   const lines: string[] = [];
-  (async () => {
-    let buf = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-        lines.push(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    }
-  })().catch(() => {});
+  eachLine(child.stdout, (line) => lines.push(line)).catch(() => {});
   return { child, lines };
 }
 
@@ -330,16 +322,7 @@ run(
 function runLogged(dir: string): { child: Deno.ChildProcess; lines: string[] } {
   const child = linkd(["run", "--config", "linkd.json"], dir);
   const lines: string[] = [];
-  (async () => {
-    let buf = "";
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-        lines.push(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    }
-  })().catch(() => {});
+  eachLine(child.stderr, (line) => lines.push(line)).catch(() => {});
   return { child, lines };
 }
 

@@ -14,19 +14,9 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { tsFiles } from "./support/source.ts";
 
 const root = new URL("..", import.meta.url).pathname;
-
-/** Every file under `dir` (repository path) whose name ends in `.ts`. */
-function tsFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of Deno.readDirSync(`${root}${dir}`)) {
-    const p = `${dir}/${e.name}`;
-    if (e.isDirectory) out.push(...tsFiles(p));
-    else if (e.name.endsWith(".ts")) out.push(p);
-  }
-  return out.sort();
-}
 
 /** The files under src/ that ship: every `.ts` but the tests. */
 function production(): string[] {

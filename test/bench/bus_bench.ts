@@ -7,6 +7,7 @@ import { connectBus } from "../../src/bus/bus.ts";
 import { systemClock } from "../../src/clock.ts";
 import { clientArgs, haveMosquitto, startMosquitto } from "../support/broker.ts";
 import type { Row } from "./main.ts";
+import { eachLine } from "../support/lines.ts";
 
 const MESSAGES = 400;
 const PACE_MS = 5;
@@ -33,17 +34,10 @@ export async function busFigures(): Promise<Row[]> {
     stderr: "null",
   }).spawn();
   const arrivals: Record<string, number[]> = { "linkd/token": [], "bench/base": [] };
-  const reading = (async () => {
-    let buf = "";
-    for await (const chunk of sub.stdout.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-        const [topic, at] = buf.slice(0, i).split(" ");
-        buf = buf.slice(i + 1);
-        arrivals[topic!]?.push(Number(at) * 1000);
-      }
-    }
-  })();
+  const reading = eachLine(sub.stdout, (line) => {
+    const [topic, at] = line.split(" ");
+    arrivals[topic!]?.push(Number(at) * 1000);
+  });
   try {
     await sleep(300); // the subscription is in place
     // linkd: the bus's own publishToken, as the daemon sends it.

@@ -8,6 +8,7 @@ import { type Clock } from "../../src/clock.ts";
 import { FakeClock } from "./fake_clock.ts";
 import type { MqttTimers } from "../../src/bus/mqtt/mod.ts";
 import { PYTHON } from "./python.ts";
+import { eachLine } from "./lines.ts";
 
 const PEER_SCRIPT = new URL("./mqtt_peer.py", import.meta.url).pathname;
 
@@ -102,21 +103,16 @@ export class Peer {
   }
 
   async #read(stdout: ReadableStream<Uint8Array>): Promise<void> {
-    let buf = "";
-    for await (const chunk of stdout.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        if (line.trim()) this.events.push(JSON.parse(line));
-      }
+    const wake = () => {
       const w = this.#waiters;
       this.#waiters = [];
       for (const f of w) f();
-    }
-    const w = this.#waiters;
-    this.#waiters = [];
-    for (const f of w) f();
+    };
+    await eachLine(stdout, (line) => {
+      if (line.trim()) this.events.push(JSON.parse(line));
+      wake();
+    });
+    wake();
   }
 
   async #send(req: Record<string, unknown>): Promise<void> {
