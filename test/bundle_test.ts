@@ -6,7 +6,8 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { bundle, dropRequireShim, nodeImports } from "../scripts/bundle.ts";
+import { bundle, checkSyntax, dropRequireShim, nodeImports } from "../scripts/bundle.ts";
+import { loadOnly } from "./bench/daemon_bench.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const dir = Deno.makeTempDirSync({ prefix: "linkd-bundle-" });
@@ -53,6 +54,24 @@ test("bundle() of src/main.ts: no node: import is left, and it runs", async () =
   }).output();
   assert.is(r.code, 0, new TextDecoder().decode(r.stderr));
   assert.match(new TextDecoder().decode(r.stdout), /^linkd \d+\.\d+\.\d+/);
+
+  // The boot bench's load-only payload: the same bundle without its entry call, and nothing else.
+  const loaded = loadOnly(code);
+  assert.is(loaded.length, code.trimEnd().lastIndexOf("import.meta.main") + 1);
+  checkSyntax(loaded);
+  const quiet = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-config", "--no-lock", "-", "--version"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = quiet.stdin.getWriter();
+  await w.write(new TextEncoder().encode(loaded));
+  await w.close();
+  const q = await quiet.output();
+  assert.is(q.code, 0, new TextDecoder().decode(q.stderr));
+  assert.is(new TextDecoder().decode(q.stdout), ""); // loaded, never ran main
+  assert.throws(() => loadOnly("console.log(1);"), /entry call/);
 });
 
 test("bundle() four at once into an empty DENO_DIR: all succeed (esbuild's install races)", async () => {

@@ -10,6 +10,10 @@
  * (hello-world takes 71 ms on one and 97 ms on the other here), so unpinned runs mix fast and
  * slow and the ratio of medians jumps between 1.2 and 1.9. The ratio reported is the median of
  * the pairs' ratios. Pinning costs the boot a little: V8's helper threads share its CPU.
+ *
+ * A third payload, in the same pairs, runs linkd's bundle without its entry call (loadOnly): the
+ * runtime loads and evaluates linkd's code (its code cache, every module body) and exits. Its
+ * time over the hello-world's is what linkd's code costs before it does any work.
  */
 import { parseConfig } from "../../src/config.ts";
 import { Device } from "../../src/device.ts";
@@ -64,6 +68,16 @@ function payloadIn(dir: string, name: string, script: string): { bin: string; ca
   return { bin: `${p}/linkd`, cache };
 }
 
+/**
+ * `code` (the bundle) without its entry call, the last statement src/main.ts compiles to:
+ * `import.meta.main&&Deno.exit(await main(Deno.args));` minified. Throws when it is not there.
+ */
+export function loadOnly(code: string): string {
+  const entry = /import\.meta\.main&&Deno\.exit\(await [\w$]+\(Deno\.args\)\);\s*$/;
+  if (!entry.test(code)) throw new Error("the bundle does not end with src/main.ts's entry call");
+  return code.replace(entry, "\n");
+}
+
 /** Bytes under `path` (a folder), 0 when it is missing. */
 function folderBytes(path: string): number {
   let n = 0;
@@ -86,6 +100,8 @@ export async function daemonFigures(): Promise<Row[]> {
     Deno.writeTextFileSync(`${dir}/hello.js`, 'console.log("hello");\n');
     const linkd = payloadIn(dir, "linkd-payload", js);
     const hello = payloadIn(dir, "hello-payload", `${dir}/hello.js`);
+    Deno.writeTextFileSync(`${dir}/load.js`, loadOnly(Deno.readTextFileSync(js)));
+    const load = payloadIn(dir, "load-payload", `${dir}/load.js`);
     Deno.writeTextFileSync(`${dir}/bus.pass`, "");
     const text = JSON.stringify({
       flash: { path: "flash.img" },
@@ -142,27 +158,41 @@ export async function daemonFigures(): Promise<Row[]> {
       await daemon.status;
       return ms;
     };
-    const helloOnce = async (cpu: number | null): Promise<number> => {
+    const exitOnce = async (
+      payload: { bin: string; cache: string },
+      cpu: number | null,
+    ): Promise<number> => {
       // The same launcher, runtime and flags (`run` picks the daemon's V8 flags; hello ignores it).
-      const [cmd, args] = pinned(cpu, [hello.bin, "run"]);
+      const [cmd, args] = pinned(cpu, [payload.bin, "run"]);
       const t0 = wallMs();
-      await new Deno.Command(cmd, { args, env: { DENO_DIR: hello.cache }, stdout: "null" })
-        .output();
+      const r = await new Deno.Command(cmd, {
+        args,
+        env: { DENO_DIR: payload.cache },
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      if (!r.success) throw new Error(`${payload.bin}: ${new TextDecoder().decode(r.stderr)}`);
       return wallMs() - t0;
     };
+    const helloOnce = (cpu: number | null) => exitOnce(hello, cpu);
     const cpus = haveTaskset() ? Math.max(1, navigator.hardwareConcurrency) : 0;
     const cpuOf = (i: number) => (cpus === 0 ? null : i % cpus);
     // One of each first (V8's code cache is written on a first run, as on a speaker's first
     // boot), then pairs.
     await bootOnce(cpuOf(0));
     await helloOnce(cpuOf(0));
+    await exitOnce(load, cpuOf(0));
     const boot: number[] = [];
     const bare: number[] = [];
+    const loads: number[] = [];
     const ratios: number[] = [];
+    const loadRatios: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       boot.push(await bootOnce(cpuOf(i)));
       bare.push(await helloOnce(cpuOf(i)));
+      loads.push(await exitOnce(load, cpuOf(i)));
       ratios.push(boot.at(-1)! / bare.at(-1)!);
+      loadRatios.push(loads.at(-1)! / bare.at(-1)!);
     }
     const ratio = median(ratios);
     const how = cpus === 0 ? "unpinned" : `pairs pinned to one CPU, ${cpus} CPUs in turn`;
@@ -186,6 +216,18 @@ export async function daemonFigures(): Promise<Row[]> {
         value: `${ratio.toFixed(2)}x`,
         goal: "<= 1.5x",
         met: ratio <= 1.5,
+      },
+      {
+        area: "daemon",
+        metric: "the same payload loading linkd.js without running it, to exit (ms, median)",
+        value: median(loads).toFixed(0),
+        goal: "",
+      },
+      {
+        area: "daemon",
+        metric: "linkd.js loaded, not run, over hello-world (median of the ratios)",
+        value: `${median(loadRatios).toFixed(2)}x`,
+        goal: "",
       },
       {
         area: "daemon",
