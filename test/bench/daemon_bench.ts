@@ -24,33 +24,11 @@ import { bundle } from "../../scripts/bundle.ts";
 import { launcher } from "../../scripts/runtime.ts";
 import { clientArgs, haveMosquitto, startMosquitto } from "../support/broker.ts";
 import type { Row } from "./main.ts";
+import { median, pinnableCpus, pinned } from "./timing.ts";
 import { seedSigner } from "../../src/provision/line_signer.ts";
 
 const RUNS = 14;
 const wallMs = () => performance.timeOrigin + performance.now();
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
-/** `[program, ...args]` pinned to CPU `cpu` when taskset is there (else as is). */
-function pinned(cpu: number | null, argv: string[]): [string, string[]] {
-  return cpu === null ? [argv[0]!, argv.slice(1)] : ["taskset", ["-c", String(cpu), ...argv]];
-}
-
-function haveTaskset(): boolean {
-  try {
-    return new Deno.Command("taskset", {
-      args: ["-c", "0", "true"],
-      stdout: "null",
-      stderr: "null",
-    })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * A payload folder as build.ts writes it (the runtime, here this one by a symlink, the launcher,
@@ -175,7 +153,7 @@ export async function daemonFigures(): Promise<Row[]> {
       return wallMs() - t0;
     };
     const helloOnce = (cpu: number | null) => exitOnce(hello, cpu);
-    const cpus = haveTaskset() ? Math.max(1, navigator.hardwareConcurrency) : 0;
+    const cpus = pinnableCpus();
     const cpuOf = (i: number) => (cpus === 0 ? null : i % cpus);
     // One of each first (V8's code cache is written on a first run, as on a speaker's first
     // boot), then pairs.

@@ -20,6 +20,7 @@ import { runStation, serialOf, type StationRun } from "./ledger_station.ts";
 import type { Row } from "./main.ts";
 import { bundle } from "../../scripts/bundle.ts";
 import { runArgs } from "../../scripts/runtime.ts";
+import { median, pinnableCpus, pinned } from "./timing.ts";
 
 /**
  * Rounds of the in-process variants, each variant provisioning PER_ROUND devices in a round, in
@@ -156,6 +157,11 @@ const CLI_ROUNDS = 15;
  * launcher's flags and its own code cache, as the firmware payload on a station PC), without a
  * ledger, with SQLite and with PostgreSQL (its connection and SCRAM login included, once per
  * device), the variants taking turns. The goal row: the ledger's cost in this throughput.
+ *
+ * Each round runs one device of every variant pinned to the same CPU, the CPU changing from round
+ * to round (as the boot bench's pairs: this machine's two CPUs differ in speed, and an unpinned
+ * process lands on either). The cost is the median over rounds of 1 - (the variant's device time
+ * over the no-ledger device's time in the same round); the devices/s rows are the totals.
  */
 async function cliStation(dir: string, pg: Postgres | null): Promise<Row[]> {
   const js = `${dir}/linkd.js`;
@@ -164,13 +170,22 @@ async function cliStation(dir: string, pg: Postgres | null): Promise<Row[]> {
   Deno.writeFileSync(key, nacl.randomBytes(32), { mode: 0o600 });
   const cache = `${dir}/cli-cache`;
   Deno.mkdirSync(cache);
-  const variants: { name: string; ledger: string[]; ms: number; devices: number }[] = [
-    { name: "none", ledger: [], ms: 0, devices: 0 },
+  const variants: {
+    name: string;
+    ledger: string[];
+    ms: number;
+    devices: number;
+    last: number;
+    costs: number[];
+  }[] = [
+    { name: "none", ledger: [], ms: 0, devices: 0, last: 0, costs: [] },
     {
       name: "sqlite",
       ledger: ["--ledger", `sqlite:${dir}/cli.db`, "--station", "st-cli"],
       ms: 0,
       devices: 0,
+      last: 0,
+      costs: [],
     },
   ];
   if (pg) {
@@ -179,36 +194,41 @@ async function cliStation(dir: string, pg: Postgres | null): Promise<Row[]> {
       ledger: ["--ledger", pg.url, "--station", "st-cli"],
       ms: 0,
       devices: 0,
+      last: 0,
+      costs: [],
     });
   }
+  const cpus = pinnableCpus();
   let n = 0;
-  const once = async (v: (typeof variants)[number], count: boolean) => {
+  const once = async (v: (typeof variants)[number], count: boolean, cpu: number | null) => {
     const folder = `${dir}/cli-dev-${n++}`;
     Deno.mkdirSync(folder);
     Deno.writeTextFileSync(
       `${folder}/linkd.json`,
       JSON.stringify({ flash: { path: "flash.img" }, keys: { otpPath: "otp.bin" } }),
     );
+    const [program, args] = pinned(cpu, [
+      Deno.execPath(),
+      "run",
+      "--cached-only",
+      ...runArgs(),
+      js,
+      "provision",
+      "--config",
+      `${folder}/linkd.json`,
+      "--serial",
+      `SN-CLI-${v.name}-${n}`,
+      "--product-id",
+      "speaker",
+      "--client-id",
+      "amzn1.application-oa2-client.bench",
+      "--line-key",
+      key,
+      ...v.ledger,
+    ]);
     const t0 = performance.now();
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--cached-only",
-        ...runArgs(),
-        js,
-        "provision",
-        "--config",
-        `${folder}/linkd.json`,
-        "--serial",
-        `SN-CLI-${v.name}-${n}`,
-        "--product-id",
-        "speaker",
-        "--client-id",
-        "amzn1.application-oa2-client.bench",
-        "--line-key",
-        key,
-        ...v.ledger,
-      ],
+    const out = await new Deno.Command(program, {
+      args,
       env: { DENO_DIR: cache },
       stdout: "null",
       stderr: "piped",
@@ -217,15 +237,19 @@ async function cliStation(dir: string, pg: Postgres | null): Promise<Row[]> {
     if (!out.success) {
       throw new Error(`Cannot bench ${v.name}: ${new TextDecoder().decode(out.stderr).trim()}`);
     }
+    v.last = ms;
     if (count) {
       v.ms += ms;
       v.devices++;
     }
   };
-  for (const v of variants) for (let i = 0; i < 2; i++) await once(v, false); // code cache, tables
+  // code cache, tables
+  for (const v of variants) for (let i = 0; i < 2; i++) await once(v, false, cpus ? 0 : null);
   for (let round = 0; round < CLI_ROUNDS; round++) {
     const turn = round % variants.length;
-    for (const v of [...variants.slice(turn), ...variants.slice(0, turn)]) await once(v, true);
+    const cpu = cpus === 0 ? null : round % cpus;
+    for (const v of [...variants.slice(turn), ...variants.slice(0, turn)]) await once(v, true, cpu);
+    for (const v of variants.slice(1)) v.costs.push((1 - variants[0]!.last / v.last) * 100);
   }
   const rate = (v: (typeof variants)[number]) => v.devices / (v.ms / 1000);
   const base = variants[0]!;
@@ -237,13 +261,16 @@ async function cliStation(dir: string, pg: Postgres | null): Promise<Row[]> {
     value: rate(v).toFixed(2),
     goal: "",
   }));
+  const how = cpus === 0 ? "unpinned" : `rounds pinned to one CPU, ${cpus} CPUs in turn`;
   for (const v of variants.slice(1)) {
-    const c = (1 - rate(v) / rate(base)) * 100;
+    const c = median(v.costs);
     rows.push({
       area: "ledger",
       metric: `ledger cost in a station's throughput, ${
         v.name === "sqlite" ? "SQLite" : "PostgreSQL"
-      } (%)`,
+      } (%, median of ${v.costs.length} rounds, ${how}; from the totals ${
+        ((1 - rate(v) / rate(base)) * 100).toFixed(1)
+      })`,
       value: c.toFixed(1),
       goal: "< 10%",
       met: c < 10,
