@@ -5,14 +5,7 @@
  * (as `fetch`'s) whose `cause` is Deno's error, so its text (rustls' "invalid peer certificate:
  * ...") stays visible to the caller.
  */
-import { type CancelTimer, startTimer } from "../timers.ts";
-
-/**
- * The connect timer runs in steps of at most this: Deno keeps a cancelled web timer (and what
- * its callback holds) until its time comes, so one 30 s timer per request would pile up over a
- * burst of requests; steps of 1 s bound that to the last second's requests.
- */
-const TIMER_STEP_MS = 1000;
+import { startTimer } from "../timers.ts";
 
 export interface ServerAddress {
   /** `scheme://host[:port]`: the only part of the URL an error message names. */
@@ -60,7 +53,7 @@ export class Link {
     caCerts: string[] | undefined,
     timeoutMs: number,
   ): Promise<void> {
-    const cancel = steppedTimer(timeoutMs, () => {
+    const cancel = startTimer(timeoutMs, () => {
       this.stop(
         new DOMException(
           `Connecting to ${this.origin} timed out after ${timeoutMs} ms`,
@@ -170,16 +163,4 @@ export class Link {
     if (this.#stopped) return this.#reason;
     return new TypeError(`Cannot ${action} ${this.origin}`, { cause });
   }
-}
-
-/** `startTimer` in steps of at most `TIMER_STEP_MS` (see there). Infinity means never. */
-function steppedTimer(ms: number, fn: () => void): CancelTimer {
-  if (ms === Infinity) return () => {};
-  let cancel: CancelTimer = () => {};
-  const step = (left: number) => {
-    const now = Math.min(left, TIMER_STEP_MS);
-    cancel = startTimer(now, () => (left > now ? step(left - now) : fn()));
-  };
-  step(ms);
-  return () => cancel();
 }
