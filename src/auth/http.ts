@@ -15,7 +15,7 @@ import {
   TransportError,
   type TransportKind,
 } from "./errors.ts";
-import type { Fetch } from "./types.ts";
+import type { Fetch, FetchResponse } from "./types.ts";
 
 export type { FormResponse } from "./errors.ts";
 
@@ -92,9 +92,14 @@ async function send(
   if (!(Number.isSafeInteger(maxBytes) && maxBytes > 0)) {
     throw invalidArgument(`postForm(): maxBytes must be a positive integer, got ${maxBytes}`);
   }
-  const headers = new Headers(opts.headers);
-  if (body !== undefined) headers.set("content-type", "application/x-www-form-urlencoded");
-  headers.set("accept", "application/json");
+  // A plain record, not `Headers`: the daemon's path never builds Deno's fetch classes.
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(opts.headers ?? {})) {
+    const lower = name.toLowerCase();
+    if (lower !== "content-type" && lower !== "accept") headers[name] = value;
+  }
+  if (body !== undefined) headers["content-type"] = "application/x-www-form-urlencoded";
+  headers["accept"] = "application/json";
 
   const { clock, signal } = opts;
   if (signal?.aborted) throw abortedError(method, target, signal.reason);
@@ -136,12 +141,12 @@ async function exchange(
   fetch: Fetch,
   url: string,
   target: string,
-  init: { method: "GET" | "POST"; headers: Headers; body?: string },
+  init: { method: "GET" | "POST"; headers: Record<string, string>; body?: string },
   signal: AbortSignal,
   maxBytes: number,
   clock: Clock,
 ): Promise<FormResponse> {
-  let res: Response;
+  let res: FetchResponse;
   try {
     res = await fetch(url, { ...init, redirect: "manual", signal });
   } catch (e) {
@@ -171,7 +176,7 @@ async function exchange(
 }
 
 async function readBounded(
-  res: Response,
+  res: FetchResponse,
   method: string,
   target: string,
   signal: AbortSignal,
@@ -199,19 +204,20 @@ async function readBounded(
   let total = 0;
   try {
     for (;;) {
-      let step: ReadableStreamReadResult<Uint8Array>;
+      let step: { done: boolean; value?: Uint8Array };
       try {
         step = await reader.read();
       } catch (e) {
         throw signal.aborted ? signal.reason : transportError(e, method, target, clock);
       }
       if (step.done) break;
-      total += step.value.byteLength;
+      const piece = step.value ?? new Uint8Array(0);
+      total += piece.byteLength;
       if (total > maxBytes) {
         await reader.cancel().catch(() => {});
         throw tooLarge(`${total} bytes read so far`);
       }
-      body.append(step.value);
+      body.append(piece);
     }
   } finally {
     signal.removeEventListener("abort", onAbort);

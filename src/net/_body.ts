@@ -1,11 +1,16 @@
 /**
- * The response body as a pull-based stream: each `read()` of the caller reads the socket when
- * its buffer is empty (at most `BUFFER_BYTES`), nothing is read ahead. Framed by Content-Length,
- * by chunked coding (RFC 9112 section 7.1: extensions ignored, trailers read and dropped, all
- * lines bounded; the data of every chunk in the buffer comes out as one piece, so tiny chunks
- * cost no more than big ones) or by the server closing. A body cut short errors the stream,
- * never ends it quietly; the end, an error and `cancel()` all close the socket.
+ * The response body, pulled: each `read()` of the caller reads the socket when its buffer is
+ * empty (at most `BUFFER_BYTES`), nothing is read ahead. Framed by Content-Length, by chunked
+ * coding (RFC 9112 section 7.1: extensions ignored, trailers read and dropped, all lines
+ * bounded; the data of every chunk in the buffer comes out as one piece, so tiny chunks cost no
+ * more than big ones) or by the server closing. A body cut short fails the read, never ends it
+ * quietly; the end, an error and `cancel()` all close the socket.
+ *
+ * It reads as a `ReadableStream` reader does (`getReader().read()` → `{ done, value }`), without
+ * being one: Deno's streams, with `Response` and `Headers`, cost the daemon 2.5 MiB of peak
+ * memory over 1000 refreshes (test/bench/memory_bench.ts).
  */
+import type { BodyReader, ResponseBody } from "../auth/types.ts";
 import { ChunkedFraming } from "./_chunked.ts";
 import { type Framing, invalid, MAX_HEADER_LINES } from "./_head.ts";
 import { BUFFER_BYTES, LineError, type Reader } from "./_reader.ts";
@@ -23,53 +28,82 @@ export interface BodyLink {
 /** Gives the next piece of the body, or null at its end. */
 type Source = () => Promise<Uint8Array | null>;
 
-/** The body stream of a response whose head `reader` has read; closes `link` when done. */
-export function bodyStream(
-  link: BodyLink,
-  reader: Reader,
-  framing: Exclude<Framing, { kind: "none" }>,
-  maxTrailerBytes: number,
-): ReadableStream<Uint8Array> {
-  const origin = link.origin;
-  const next: Source = framing.kind === "length"
-    ? lengthSource(reader, framing.length, origin)
-    : framing.kind === "chunked"
-    ? chunkedSource(reader, maxTrailerBytes, origin)
-    : () => reader.bytes(BUFFER_BYTES);
-  let settled = false;
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      link.whenStopped((reason) => {
-        if (settled) return;
-        settled = true;
-        controller.error(reason);
-      });
-    },
-    async pull(controller) {
-      let chunk: Uint8Array | null;
-      try {
-        chunk = await next();
-      } catch (e) {
-        if (settled) return;
-        settled = true;
-        link.close();
-        controller.error(e);
-        return;
-      }
-      if (settled) return;
-      if (chunk === null) {
-        settled = true;
-        link.close();
-        controller.close();
-      } else {
-        controller.enqueue(chunk);
-      }
-    },
-    cancel() {
-      settled = true;
-      link.close();
-    },
-  }, { highWaterMark: 0 });
+/** The body of a response whose head `reader` has read; closes `link` when done. */
+export class Http1Body implements ResponseBody, BodyReader {
+  readonly #link: BodyLink;
+  readonly #next: Source;
+  /** Set once: the end (null), or why the body failed or stopped. */
+  #outcome: { failure: unknown } | null | undefined = undefined;
+  /** The read in progress: reads run one after the other, as a stream's do. */
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    link: BodyLink,
+    reader: Reader,
+    framing: Exclude<Framing, { kind: "none" }>,
+    maxTrailerBytes: number,
+  ) {
+    this.#link = link;
+    const origin = link.origin;
+    this.#next = framing.kind === "length"
+      ? lengthSource(reader, framing.length, origin)
+      : framing.kind === "chunked"
+      ? chunkedSource(reader, maxTrailerBytes, origin)
+      : () => reader.bytes(BUFFER_BYTES);
+    link.whenStopped((reason) => this.#settle({ failure: reason }));
+  }
+
+  /** This body: it has one reader, itself. */
+  getReader(): BodyReader {
+    return this;
+  }
+
+  read(): Promise<{ done: boolean; value?: Uint8Array }> {
+    const step = this.#queue.then(() => this.#read());
+    this.#queue = step.catch(() => {});
+    return step;
+  }
+
+  /** Stops reading: the socket is closed, later reads are done. */
+  cancel(_reason?: unknown): Promise<void> {
+    this.#settle(null);
+    return Promise.resolve();
+  }
+
+  releaseLock(): void {}
+
+  async #read(): Promise<{ done: boolean; value?: Uint8Array }> {
+    const before = this.#state();
+    if (before === null) return { done: true };
+    if (before) throw before.failure;
+    let chunk: Uint8Array | null;
+    try {
+      chunk = await this.#next();
+    } catch (e) {
+      this.#settle({ failure: e }); // an abort or a cancel that closed the socket came first
+      const why = this.#state();
+      if (why === null) return { done: true }; // cancelled while the socket was read
+      throw why!.failure;
+    }
+    const after = this.#state(); // stopped or cancelled while the socket was read?
+    if (after === null) return { done: true };
+    if (after) throw after.failure;
+    if (chunk === null) {
+      this.#settle(null);
+      return { done: true };
+    }
+    return { done: false, value: chunk };
+  }
+
+  #state(): { failure: unknown } | null | undefined {
+    return this.#outcome;
+  }
+
+  #settle(outcome: { failure: unknown } | null): void {
+    if (this.#outcome !== undefined) return;
+    this.#outcome = outcome;
+    this.#link.close();
+  }
 }
 
 function lengthSource(reader: Reader, length: number, origin: string): Source {

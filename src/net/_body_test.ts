@@ -1,10 +1,10 @@
 /**
- * readHead(), framing() and bodyStream() over scripted reads: every way a small response can be
+ * readHead(), framing() and Http1Body over scripted reads: every way a small response can be
  * cut into reads gives the same answer, and each malformed response fails with its reason.
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { type BodyLink, bodyStream } from "./_body.ts";
+import { type BodyLink, Http1Body } from "./_body.ts";
 import { framing, readHead } from "./_head.ts";
 import { Reader, type ReadFn } from "./_reader.ts";
 import { latin1 } from "../../test/support/net.ts";
@@ -53,8 +53,7 @@ async function parse(
   const frame = framing(head, opts.method ?? "GET", ORIGIN);
   let body: string | null = null;
   if (frame.kind !== "none") {
-    const res = new Response(bodyStream(link, reader, frame, maxHeaderBytes));
-    body = await res.text();
+    body = await textOf(new Http1Body(link, reader, frame, maxHeaderBytes));
   }
   return {
     status: head.status,
@@ -63,6 +62,14 @@ async function parse(
     body,
     closed: link.closed,
   };
+}
+
+/** The whole body as UTF-8 text (as `Response.text()` decodes it). */
+async function textOf(body: Http1Body): Promise<string> {
+  const reader = body.getReader();
+  const parts: number[] = [];
+  for (let r = await reader.read(); !r.done; r = await reader.read()) parts.push(...r.value!);
+  return new TextDecoder().decode(new Uint8Array(parts));
 }
 
 /** Every split of `wire` into two reads, and one byte per read. */
@@ -85,7 +92,7 @@ async function failure(wire: string, opts: { maxHeaderBytes?: number } = {}): Pr
   throw new Error("unreachable");
 }
 
-test("bodyStream() decodes chunked the same at every read boundary, trailers dropped", async () => {
+test("Http1Body decodes chunked the same at every read boundary, trailers dropped", async () => {
   const wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n" +
     "4;ext=1\r\nWiki\r\n5\r\npedia\r\nE \r\n in\r\n\r\nchunks.\r\n0\r\nX-Trailer: t\r\n\r\n";
   const cases = splits(wire);
@@ -102,7 +109,7 @@ test("bodyStream() decodes chunked the same at every read boundary, trailers dro
   }
 });
 
-test("bodyStream() reads exactly Content-Length bytes at every read boundary", async () => {
+test("Http1Body reads exactly Content-Length bytes at every read boundary", async () => {
   const wire = "HTTP/1.0 201 Created\r\ncontent-length: 11\r\n\r\nhello worldIGNORED";
   for (const pieces of splits(wire)) {
     const r = await parse(pieces);
@@ -113,7 +120,7 @@ test("bodyStream() reads exactly Content-Length bytes at every read boundary", a
   }
 });
 
-test("bodyStream() reads until the server closes when there is no framing", async () => {
+test("Http1Body reads until the server closes when there is no framing", async () => {
   for (const pieces of splits("HTTP/1.1 200 OK\nServer: x\n\nuntil close")) {
     const r = await parse(pieces);
     assert.is(r.body, "until close", "bare LF line ends are accepted");
@@ -257,7 +264,7 @@ const BAD_BODY: Array<[string, string, RegExp]> = [
   ["0\r\n" + "X: 1\r\n".repeat(101) + "\r\n", "101 trailer lines", /more than 100 trailer/],
 ];
 
-test("bodyStream() errors the stream for a bad chunked body, never a short body", async () => {
+test("Http1Body errors the stream for a bad chunked body, never a short body", async () => {
   for (const [body, label, why] of BAD_BODY) {
     const e = await failure(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${body}`);
     assert.match(e.message, why, label);
@@ -266,7 +273,7 @@ test("bodyStream() errors the stream for a bad chunked body, never a short body"
   assert.match(cut.message, /body ended after 10 of 100 bytes/);
 });
 
-test("bodyStream() bounds a chunk-size line at 4096 bytes, line end included, at any split", async () => {
+test("Http1Body bounds a chunk-size line at 4096 bytes, line end included, at any split", async () => {
   const head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
   const line = (n: number) => "3;" + "e".repeat(n - 4) + "\r\n"; // n bytes in all
   assert.is(line(4096).length, 4096);
@@ -289,7 +296,7 @@ test("bodyStream() bounds a chunk-size line at 4096 bytes, line end included, at
   }
 });
 
-test("bodyStream() gives the data of all the chunks in one read as one piece", async () => {
+test("Http1Body gives the data of all the chunks in one read as one piece", async () => {
   const head = latin1("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
   const wire = latin1("1\r\na\r\n".repeat(65_536) + "0\r\n\r\n");
   const reader = new Reader(scripted([head, wire]));
@@ -297,12 +304,13 @@ test("bodyStream() gives the data of all the chunks in one read as one piece", a
   const frame = framing(await readHead(reader, 1024, ORIGIN), "GET", ORIGIN);
   assert.is(frame.kind, "chunked");
   if (frame.kind === "none") return;
-  const body = bodyStream(link, reader, frame, 1024).getReader();
+  const body = new Http1Body(link, reader, frame, 1024).getReader();
   const sizes: number[] = [];
   for (let r = await body.read(); !r.done; r = await body.read()) {
-    assert.ok(r.value.every((b) => b === 0x61));
-    assert.is(r.value.buffer.byteLength, r.value.length, "each piece has a buffer of its own size");
-    sizes.push(r.value.length);
+    const piece = r.value!;
+    assert.ok(piece.every((b) => b === 0x61));
+    assert.is(piece.buffer.byteLength, piece.length, "each piece has a buffer of its own size");
+    sizes.push(piece.length);
   }
   assert.is(sizes.reduce((a, b) => a + b, 0), 65_536);
   // One piece per 16 KiB read (6 wire bytes per data byte); the 25th read holds the last chunk.
@@ -310,7 +318,7 @@ test("bodyStream() gives the data of all the chunks in one read as one piece", a
   assert.ok(sizes.every((n) => n === 2730 || n === 2731), String(sizes));
 });
 
-test("bodyStream() gives the data before a framing error, then the error", async () => {
+test("Http1Body gives the data before a framing error, then the error", async () => {
   const wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\nzz\r\n";
   const reader = new Reader(scripted([latin1(wire)]));
   const link: BodyLink & { closed: number } = {
@@ -323,7 +331,7 @@ test("bodyStream() gives the data before a framing error, then the error", async
   };
   const frame = framing(await readHead(reader, 1024, ORIGIN), "GET", ORIGIN);
   if (frame.kind === "none") return assert.unreachable();
-  const body = bodyStream(link, reader, frame, 1024).getReader();
+  const body = new Http1Body(link, reader, frame, 1024).getReader();
   assert.equal(await body.read(), { done: false, value: latin1("abc") });
   try {
     await body.read();
@@ -342,7 +350,7 @@ test("Reader hands out body bytes one read at a time, never ahead of the caller"
   const frame = framing(head, "GET", ORIGIN);
   assert.is(frame.kind, "close");
   if (frame.kind === "none") return;
-  const body = bodyStream(link, reader, frame, 1024).getReader();
+  const body = new Http1Body(link, reader, frame, 1024).getReader();
   assert.is(read.reads, 1, "the head came in one read");
   assert.equal(await body.read(), { done: false, value: latin1("a") });
   assert.is(read.reads, 2);

@@ -44,7 +44,12 @@ export async function prepare(
   init: RequestInit | undefined,
   userAgent: string,
 ): Promise<Prepared> {
-  const request = input instanceof Request ? input : undefined;
+  // A string or URL never touches `Request` (nor the daemon's path Deno's fetch classes).
+  const request = typeof input === "string" || input instanceof URL
+    ? undefined
+    : input instanceof Request
+    ? input
+    : undefined;
   const url = parseUrl(request ? request.url : input instanceof URL ? input.href : String(input));
   const tls = url.protocol === "https:";
 
@@ -131,15 +136,15 @@ function checkMethod(raw: string): string {
 function headerList(init: HeadersInit | undefined): Array<[string, string]> {
   if (init === undefined) return [];
   let pairs: Array<[string, string]>;
-  if (init instanceof Headers) {
-    pairs = [...init];
-  } else if (Array.isArray(init)) {
+  if (Array.isArray(init)) {
     pairs = init.map((pair) => {
       if (pair.length !== 2) throw invalidArgument("Request header pair must have two items");
       return [String(pair[0]), String(pair[1])];
     });
-  } else {
+  } else if (isPlainRecord(init)) {
     pairs = Object.entries(init).map(([k, v]) => [k, String(v)]);
+  } else {
+    pairs = [...(init as Headers)]; // a Headers (only its holder made one)
   }
   return pairs.map(([name, value]) => {
     if (!TOKEN.test(name)) throw invalidArgument("Request header name is not a valid HTTP token");
@@ -152,6 +157,11 @@ function headerList(init: HeadersInit | undefined): Array<[string, string]> {
     }
     return [name, value.replace(/^[ \t]+|[ \t]+$/g, "")];
   });
+}
+
+function isPlainRecord(v: object): v is Record<string, string> {
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
 }
 
 /** The body's bytes and the Content-Type `fetch` would give it (null: none). */

@@ -5,7 +5,7 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createHttp1Fetch, http1Fetch } from "./http1.ts";
+import { createHttp1Fetch, http1Fetch, type Http1Response } from "./http1.ts";
 import {
   delay,
   latin1,
@@ -170,14 +170,14 @@ test("http1Fetch() errors the body stream when the server closes early or breaks
 });
 
 /** Reads `res`'s body as postForm does: pieces counted, cancelled once past `maxBytes`. */
-async function readBounded(res: Response, maxBytes: number) {
+async function readBounded(res: Http1Response, maxBytes: number) {
   const reader = res.body!.getReader();
   let total = 0;
   let pieces = 0;
   for (;;) {
     const step = await reader.read();
     if (step.done) return { total, pieces, cancelled: false };
-    total += step.value.length;
+    total += step.value!.length;
     pieces++;
     if (total > maxBytes) {
       await reader.cancel();

@@ -17,7 +17,7 @@ import { runDaemon } from "../../src/daemon/run.ts";
 import { Device } from "../../src/device.ts";
 import type { Fetch } from "../../src/auth/types.ts";
 import { http1Fetch } from "../../src/net/http1.ts";
-import { drive } from "../support/drive.ts";
+import { drive, readInFull } from "../support/drive.ts";
 import { seedSigner } from "../../src/provision/line_signer.ts";
 
 const [mode, dir, brokerUrl, codepairUrl, tokenUrl, client, cyclesArg] = Deno.args as [
@@ -82,9 +82,8 @@ const io = {
       if (typeof init?.body === "string" && init.body.includes("grant_type=refresh_token")) {
         refreshCount++;
       }
-      const res = await http1Fetch(input, init); // the daemon's default fetch
-      const bytes = new Uint8Array(await res.arrayBuffer()); // answered means answered in full
-      return new Response(bytes, { status: res.status, headers: res.headers });
+      // The daemon's default fetch; answered means answered in full.
+      return await readInFull(await http1Fetch(input, init));
     } finally {
       inflight--;
     }
