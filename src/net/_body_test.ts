@@ -6,26 +6,10 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { type BodyLink, Http1Body } from "./_body.ts";
 import { framing, readHead } from "./_head.ts";
-import { Reader, type ReadFn } from "./_reader.ts";
-import { latin1 } from "../../test/support/net.ts";
+import { Reader } from "./_reader.ts";
+import { latin1, scripted } from "../../test/support/net.ts";
 
 const ORIGIN = "http://test.example";
-
-/** A read function that hands out `pieces` one per read (split further if the buffer is small). */
-function scripted(pieces: Uint8Array[]): ReadFn & { reads: number } {
-  const queue = [...pieces];
-  const read = (buf: Uint8Array): Promise<number | null> => {
-    read.reads++;
-    const p = queue.shift();
-    if (p === undefined) return Promise.resolve(null);
-    if (p.length > buf.length) queue.unshift(p.subarray(buf.length));
-    const n = Math.min(p.length, buf.length);
-    buf.set(p.subarray(0, n));
-    return Promise.resolve(n);
-  };
-  read.reads = 0;
-  return read;
-}
 
 interface Parsed {
   status: number;

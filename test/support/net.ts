@@ -2,6 +2,7 @@
  * Test helpers for src/net: a scripted raw TCP server on 127.0.0.1 that writes crafted bytes,
  * and small waiting helpers that do not use the global `setTimeout`.
  */
+import type { ReadFn } from "../../src/net/_reader.ts";
 import { startTimer } from "../../src/timers.ts";
 
 export const latin1 = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
@@ -137,4 +138,20 @@ export function reply(parts: Array<string | Uint8Array>, gapMs = 0) {
     await readRequest(conn);
     await send(conn, parts, gapMs);
   };
+}
+
+/** A read function that hands out `pieces` one per read (split further if the buffer is small). */
+export function scripted(pieces: Uint8Array[]): ReadFn & { reads: number } {
+  const queue = [...pieces];
+  const read = (buf: Uint8Array): Promise<number | null> => {
+    read.reads++;
+    const p = queue.shift();
+    if (p === undefined) return Promise.resolve(null);
+    if (p.length > buf.length) queue.unshift(p.subarray(buf.length));
+    const n = Math.min(p.length, buf.length);
+    buf.set(p.subarray(0, n));
+    return Promise.resolve(n);
+  };
+  read.reads = 0;
+  return read;
 }
