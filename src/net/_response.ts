@@ -5,6 +5,7 @@
  * It satisfies `FetchResponse` (src/auth/types.ts), all linkd reads.
  */
 import type { FetchResponse } from "../auth/types.ts";
+import { ByteBuilder } from "../bytes.ts";
 import type { Http1Body } from "./_body.ts";
 
 /** Response header fields, read as `Headers` reads them. */
@@ -59,21 +60,11 @@ export class Http1Response implements FetchResponse {
     if (this.#used) throw new TypeError("Body already consumed");
     this.#used = true;
     if (this.body === null) return new Uint8Array(0);
-    const parts: Uint8Array[] = [];
-    let total = 0;
-    for (;;) {
-      const step = await this.body.read();
-      if (step.done) break;
-      parts.push(step.value!);
-      total += step.value!.length;
+    const all = new ByteBuilder();
+    for (let step = await this.body.read(); !step.done; step = await this.body.read()) {
+      if (step.value) all.append(step.value);
     }
-    const all = new Uint8Array(total);
-    let at = 0;
-    for (const p of parts) {
-      all.set(p, at);
-      at += p.length;
-    }
-    return all;
+    return all.bytes();
   }
 
   async arrayBuffer(): Promise<ArrayBuffer> {

@@ -4,7 +4,7 @@
  * of protocol time in a fraction of a second without racing real sockets.
  */
 import type { BodyReader, Fetch, FetchResponse } from "../../src/auth/types.ts";
-import { concat } from "../../src/bytes.ts";
+import { ByteBuilder } from "../../src/bytes.ts";
 import type { FakeClock } from "./fake_clock.ts";
 import { startTimer } from "../../src/timers.ts";
 
@@ -91,14 +91,14 @@ export async function drive(
  * fetch classes, which linkd's own client does without, as linkd's.
  */
 export async function readInFull(res: FetchResponse): Promise<FetchResponse> {
-  const parts: Uint8Array[] = [];
+  const all = new ByteBuilder();
   if (res.body !== null) {
     const reader = res.body.getReader();
     for (let step = await reader.read(); !step.done; step = await reader.read()) {
-      if (step.value) parts.push(step.value);
+      if (step.value) all.append(step.value);
     }
   }
-  const bytes = concat(...parts);
+  const bytes = all.bytes();
   let given = bytes.length === 0;
   const reader: BodyReader = {
     read: () => {
