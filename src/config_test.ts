@@ -1,5 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { failsWith } from "../test/support/assert.ts";
 import { Code, Exit, LinkdError } from "./errors.ts";
 import {
   type Config,
@@ -16,21 +17,6 @@ import { capacityShortfall } from "./store/capacity.ts";
 import { DEFAULT_GEOMETRY } from "./flash/driver.ts";
 
 const SRC = "/etc/linkd/linkd.json";
-
-/** Runs `fn`, expects a LinkdError with `code`, returns its message. */
-function failsWith(fn: () => unknown, code: string): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, LinkdError);
-    const err = e as LinkdError;
-    assert.is(err.code, code, err.message);
-    assert.not.match(err.message, "\n");
-    return err.message;
-  }
-  assert.unreachable(`expected a LinkdError ${code}`);
-  return "";
-}
 
 /** Parses `obj` and expects Code.CONFIG naming `path`; returns the message. */
 function rejects(obj: unknown, path: string): string {

@@ -5,9 +5,10 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { failsWith as refusal } from "./support/assert.ts";
 import nacl from "tweetnacl";
 import { toHex } from "../src/bytes.ts";
-import { Code, isLinkdError } from "../src/errors.ts";
+import { Code, type ErrorCode } from "../src/errors.ts";
 import { openLineSigner } from "../src/provision/line_signer.ts";
 import { signIdentity, verifyLineSignature } from "../src/provision/line_signature.ts";
 import { python, pythonHas, whenPython } from "./support/python.ts";
@@ -31,17 +32,10 @@ const MESSAGE = new TextEncoder().encode("an identity record");
 /** Every message a refusal printed, to look for the PIN in. */
 const messages: string[] = [];
 
-function failsWith(fn: () => unknown, code: string): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isLinkdError(e, code as never), String(e));
-    assert.not.match(e.message, /\n/);
-    messages.push(e.message);
-    return e.message;
-  }
-  assert.unreachable(`expected ${code}`);
-  return "";
+function failsWith(fn: () => unknown, code: ErrorCode): string {
+  const message = refusal(fn, code);
+  messages.push(message);
+  return message;
 }
 
 const ID = {

@@ -1,25 +1,12 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { Code, isLinkdError } from "../errors.ts";
+import { failsWith } from "../../test/support/assert.ts";
+import { Code } from "../errors.ts";
 import { fullDisk, ifTmpfs } from "../../test/support/full_disk.ts";
 import { checkRecordOut, readLineKeyFile, writeRecordOut } from "./line_files.ts";
 
 const dir = Deno.makeTempDirSync({ prefix: "linkd-line-files-" });
 test.after(() => Deno.removeSync(dir, { recursive: true }));
-
-/** Runs `fn`, expects a LinkdError with `code`, returns its message (one line). */
-function failsWith(fn: () => unknown, code: string): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isLinkdError(e), String(e));
-    assert.is(e.code, code, e.message);
-    assert.not.match(e.message, /\n/);
-    return e.message;
-  }
-  assert.unreachable(`expected ${code}`);
-  return "";
-}
 
 let n = 0;
 /** A key file of 32 bytes with exactly `mode`. */

@@ -1,8 +1,9 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { failsWith } from "../../test/support/assert.ts";
 import nacl from "tweetnacl";
 import { toHex } from "../bytes.ts";
-import { Code, isLinkdError } from "../errors.ts";
+import { Code } from "../errors.ts";
 import { type LineSigner, openLineSigner, seedSigner, verifiedSigner } from "./line_signer.ts";
 import { signIdentity, verifyLineSignature } from "./line_signature.ts";
 
@@ -18,18 +19,6 @@ const ID = {
   device_public_key: new Uint8Array(32).fill(3),
   provisioned_at: 1,
 };
-
-function failsWith(fn: () => unknown, code: string): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isLinkdError(e, code as never), String(e));
-    assert.not.match(e.message, /\n/);
-    return e.message;
-  }
-  assert.unreachable(`expected ${code}`);
-  return "";
-}
 
 test("seedSigner() signs as tweetnacl does with the seed, and signs no more once closed", () => {
   const pair = nacl.sign.keyPair.fromSeed(SEED);

@@ -25,6 +25,11 @@ export function throwsCode(fn: () => unknown, code: ErrorCode, text?: string): L
   fail(`nothing was thrown; expected ${code}`);
 }
 
+/** Runs `fn`, requires the LinkdError `throwsCode` requires, and returns its one-line message. */
+export function failsWith(fn: () => unknown, code: ErrorCode): string {
+  return throwsCode(fn, code).message;
+}
+
 /** The code of the LinkdError `fn` throws, or a description of what else happened. */
 export function codeOf(fn: () => unknown): string {
   try {
