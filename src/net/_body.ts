@@ -95,6 +95,10 @@ export class Http1Body implements ResponseBody, BodyReader {
     return { done: false, value: chunk };
   }
 
+  /**
+   * The outcome now. An await may have settled it; reading the field directly after a check,
+   * TypeScript would keep the type it narrowed to before the await.
+   */
   #state(): { failure: unknown } | null | undefined {
     return this.#outcome;
   }
